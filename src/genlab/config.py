@@ -1,0 +1,477 @@
+"""Typed, frozen mirrors of params.yaml sections: load and validate, nothing else.
+
+Every section is a frozen dataclass. Each field carries a one-line "why" (`doc`) and, where
+the value has a valid range, a `check`. `load(cls, raw, path)` turns the raw YAML mapping
+into an instance, rejecting unknown keys, wrong types and out-of-range values with one
+`ConfigError` that names the full key path (e.g. `train.ae.lr must be > 0, got -1`).
+Stages call it before touching any data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A params.yaml value is missing, unknown, mistyped or out of range."""
+
+
+def knob(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str,
+    check: Callable | None = None,
+    rule: str = "",
+    factory: Callable | None = None,
+) -> Any:
+    """A dataclass field with its documentation and validity check (`rule` names the check)."""
+    meta = {"doc": doc, "check": check, "rule": rule}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def positive(x) -> bool:
+    return x > 0
+
+
+def non_negative(x) -> bool:
+    return x >= 0
+
+
+def unit_interval(x) -> bool:
+    return 0.0 <= x < 1.0
+
+
+def one_of(*choices) -> tuple[Callable, str]:
+    return (lambda x: x in choices), f"must be one of {list(choices)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load(cls: type, raw: Any, path: str) -> Any:
+    """Build dataclass `cls` from the mapping `raw`, validating every key under `path`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}.{unknown[0]} is not a known key (known: {sorted(fields)})")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}"
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key} is required ({f.metadata.get('doc', '')})")
+            continue
+        values[name] = _coerce(hints[name], raw[name], key)
+        _check(f, values[name], key)
+    return cls(**values)
+
+
+def _check(f: dataclasses.Field, value: Any, key: str) -> None:
+    check = f.metadata.get("check")
+    if check is None:
+        return
+    items = value if isinstance(value, tuple) and f.metadata.get("each") else [value]
+    for v in items:
+        if not check(v):
+            rule = f.metadata.get("rule") or "is out of range"
+            raise ConfigError(f"{key} {rule}, got {v!r}")
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; convert lists to tuples and ints to floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _coerce(opt, value, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key} must be a list, got {type(value).__name__}")
+        (item_tp, *_rest) = typing.get_args(tp)
+        return tuple(_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return load(tp, value, key)
+    return _scalar(tp, value, key)
+
+
+def _scalar(tp: Any, value: Any, key: str) -> Any:
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (str, bool) and type(value) is tp:
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{key} must be {tp.__name__}, got {type(value).__name__} {value!r}")
+
+
+def to_dict(obj: Any) -> dict:
+    """Plain nested dict of a config (tuples as lists), e.g. for MLflow params."""
+    return dataclasses.asdict(obj)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists become their string form."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections shared by every stage.
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = knob(
+        "auto",
+        doc="where to train: auto picks cuda, then mps, then cpu",
+        check=one_of("auto", "cpu", "cuda", "mps")[0],
+        rule=one_of("auto", "cpu", "cuda", "mps")[1],
+    )
+    num_threads: int = knob(
+        0,
+        doc="CPU threads for torch (0 = torch's default)",
+        check=non_negative,
+        rule="must be >= 0",
+    )
+    bf16: bool = knob(True, doc="bf16 autocast on CUDA (ignored on CPU)")
+    progress: bool = knob(True, doc="show tqdm progress bars")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = knob(True, doc="log runs to MLflow (metrics are always written to files)")
+    experiment: str = knob(
+        "genlab", doc="MLflow experiment name", check=lambda s: len(s) > 0, rule="must not be empty"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Data (stages fetch, preprocess).
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    kind: str = knob(
+        doc="where to get the files: a local directory or torchvision's download",
+        check=one_of("local", "torchvision")[0],
+        rule=one_of("local", "torchvision")[1],
+    )
+    path: str = knob("", doc="directory holding the files (kind: local)")
+
+
+@dataclass(frozen=True)
+class FashionMnistConfig:
+    sources: tuple[SourceConfig, ...] = knob(
+        doc="sources tried in order until one yields four verified IDX files",
+        check=lambda s: len(s) > 0,
+        rule="must list at least one source",
+    )
+    verify_md5: bool = knob(True, doc="check the MD5 of each decompressed IDX file")
+    limit_train: int = knob(
+        0,
+        doc="keep the first N training images (0 = all 60k)",
+        check=non_negative,
+        rule="must be >= 0",
+    )
+    limit_test: int = knob(
+        0, doc="keep the first N test images (0 = all 10k)", check=non_negative, rule="must be >= 0"
+    )
+
+
+@dataclass(frozen=True)
+class TorchvisionSetConfig:
+    enabled: bool = knob(False, doc="fetch and preprocess this data set")
+    source_dir: str = knob("", doc="a local copy in torchvision's on-disk layout ('' = none)")
+    download: bool = knob(True, doc="fall back to torchvision's download when no local copy")
+    verify_md5: bool = knob(True, doc="check torchvision's MD5 of every file")
+    size: int = knob(
+        64,
+        doc="output side in pixels (CelebA only; CIFAR-10 stays 32)",
+        check=positive,
+        rule="must be > 0",
+    )
+    limit: int = knob(
+        0,
+        doc="keep the first N images per split (0 = all)",
+        check=non_negative,
+        rule="must be >= 0",
+    )
+
+
+TOY_NAMES = ("swiss_roll", "two_moons", "eight_gaussians", "checkerboard", "rings")
+
+
+@dataclass(frozen=True)
+class Toy2dConfig:
+    names: tuple[str, ...] = knob(
+        factory=lambda: TOY_NAMES,
+        doc="toy distributions to generate",
+        check=lambda n: all(x in TOY_NAMES for x in n),
+        rule=f"must only name {list(TOY_NAMES)}",
+    )
+    n_train: int = knob(
+        20000, doc="training points per distribution", check=positive, rule="must be > 0"
+    )
+    n_test: int = knob(
+        5000, doc="held-out points per distribution", check=positive, rule="must be > 0"
+    )
+
+
+@dataclass(frozen=True)
+class MovingFmnistConfig:
+    enabled: bool = knob(True, doc="build the moving-Fashion-MNIST video set")
+    n_videos: int = knob(
+        1000, doc="training videos (test gets a fifth as many)", check=positive, rule="must be > 0"
+    )
+    n_frames: int = knob(16, doc="frames per video", check=positive, rule="must be > 0")
+    n_items: int = knob(
+        2, doc="Fashion-MNIST items bouncing in each video", check=positive, rule="must be > 0"
+    )
+    size: int = knob(
+        64,
+        doc="frame side in pixels (>= 28, the item size)",
+        check=lambda s: s >= 28,
+        rule="must be >= 28",
+    )
+    max_speed: float = knob(
+        3.0, doc="largest item speed in pixels per frame", check=positive, rule="must be > 0"
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    fashion_mnist: FashionMnistConfig = knob(doc="Fashion-MNIST sources and subset")
+    cifar10: TorchvisionSetConfig = knob(factory=TorchvisionSetConfig, doc="CIFAR-10 (32x32)")
+    celeba: TorchvisionSetConfig = knob(factory=TorchvisionSetConfig, doc="CelebA (64x64)")
+    toy2d: Toy2dConfig = knob(factory=Toy2dConfig, doc="2-D toy distributions")
+    moving_fmnist: MovingFmnistConfig = knob(factory=MovingFmnistConfig, doc="video set")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training (the generic loop) and the model families.
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    steps: int = knob(2000, doc="optimiser steps", check=positive, rule="must be > 0")
+    batch_size: int = knob(128, doc="examples per step", check=positive, rule="must be > 0")
+    lr: float = knob(1e-3, doc="peak AdamW learning rate", check=positive, rule="must be > 0")
+    weight_decay: float = knob(
+        0.0, doc="AdamW decoupled weight decay", check=non_negative, rule="must be >= 0"
+    )
+    warmup_steps: int = knob(
+        100, doc="linear LR warm-up from 0", check=non_negative, rule="must be >= 0"
+    )
+    decay: str = knob(
+        "cosine",
+        doc="LR after warm-up: constant or cosine to 0",
+        check=one_of("constant", "cosine")[0],
+        rule=one_of("constant", "cosine")[1],
+    )
+    grad_clip: float = knob(
+        1.0,
+        doc="clip the global grad norm to this (0 = off)",
+        check=non_negative,
+        rule="must be >= 0",
+    )
+    ema_half_life: float = knob(
+        10000.0,
+        doc="EMA half-life in training examples (EDM style)",
+        check=positive,
+        rule="must be > 0",
+    )
+    ckpt_every: int = knob(
+        500, doc="write a resumable checkpoint every N steps", check=positive, rule="must be > 0"
+    )
+    log_every: int = knob(
+        50,
+        doc="average the loss over N steps for logs and the CSV",
+        check=positive,
+        rule="must be > 0",
+    )
+
+
+@dataclass(frozen=True)
+class AEModelConfig:
+    kind: str = knob(
+        "conv",
+        doc="conv: images with a transposed-conv decoder; mlp: 2-D points",
+        check=one_of("conv", "mlp")[0],
+        rule=one_of("conv", "mlp")[1],
+    )
+    widths: tuple[int, ...] = knob(
+        factory=lambda: (32, 64),
+        doc="conv channels per stride-2 level",
+        check=lambda w: len(w) > 0 and all(c > 0 for c in w),
+        rule="must be a non-empty list of positive ints",
+    )
+    hidden: int = knob(128, doc="MLP hidden width", check=positive, rule="must be > 0")
+    depth: int = knob(3, doc="MLP hidden layers per side", check=positive, rule="must be > 0")
+    latent: int = knob(32, doc="bottleneck size", check=positive, rule="must be > 0")
+
+
+@dataclass(frozen=True)
+class AEObjectiveConfig:
+    kind: str = knob(
+        "recon",
+        doc="recon: plain AE; denoise: DAE (corrupt, reconstruct clean)",
+        check=one_of("recon", "denoise")[0],
+        rule=one_of("recon", "denoise")[1],
+    )
+    noise_levels: tuple[float, ...] = knob(
+        factory=lambda: (0.1, 0.3, 0.5),
+        doc="Gaussian noise stds: DAE trains on each (uniform "
+        "pick per example) and every AE is evaluated at each",
+        check=lambda s: len(s) > 0 and all(x >= 0 for x in s),
+        rule="must be a non-empty list of values >= 0",
+    )
+
+
+@dataclass(frozen=True)
+class AETrainConfig(LoopConfig):
+    family: str = knob(
+        "ae",
+        doc="model family (picks this config class)",
+        check=one_of("ae")[0],
+        rule=one_of("ae")[1],
+    )
+    dataset: str = knob(
+        "fashion_mnist",
+        doc="fashion_mnist or toy2d/<name>",
+        check=lambda d: d == "fashion_mnist" or (d.startswith("toy2d/") and d[6:] in TOY_NAMES),
+        rule=f"must be fashion_mnist or toy2d/<one of {list(TOY_NAMES)}>",
+    )
+    model: AEModelConfig = knob(factory=AEModelConfig, doc="architecture")
+    objective: AEObjectiveConfig = knob(factory=AEObjectiveConfig, doc="training objective")
+
+    def __post_init__(self):
+        is_toy = self.dataset.startswith("toy2d/")
+        if is_toy != (self.model.kind == "mlp"):
+            raise ValueError(
+                f"model.kind {self.model.kind!r} does not fit dataset "
+                f"{self.dataset!r} (toy2d needs mlp, images need conv)"
+            )
+
+
+TRAIN_FAMILIES = {"ae": AETrainConfig}
+
+
+def load_train(raw: Any, name: str) -> Any:
+    """The `train.<name>` section, typed by its `family` key."""
+    path = f"train.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping, got {type(raw).__name__}")
+    family = raw.get("family", "ae")
+    if family not in TRAIN_FAMILIES:
+        raise ConfigError(f"{path}.family must be one of {list(TRAIN_FAMILIES)}, got {family!r}")
+    try:
+        return load(TRAIN_FAMILIES[family], raw, path)
+    except ConfigError:
+        raise
+    except ValueError as e:  # raised by a __post_init__ cross-field check
+        raise ConfigError(f"{path}.{e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluator and evaluation.
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig(LoopConfig):
+    width: int = knob(
+        32,
+        doc="channels of the first conv block (x2 in the second)",
+        check=positive,
+        rule="must be > 0",
+    )
+    depth: int = knob(1, doc="3x3 convs per block", check=positive, rule="must be > 0")
+    feature_dim: int = knob(
+        128,
+        doc="penultimate features used for FD and precision/recall",
+        check=positive,
+        rule="must be > 0",
+    )
+    dropout: float = knob(
+        0.3, doc="dropout before the last layer", check=unit_interval, rule="must be in [0, 1)"
+    )
+    label_smoothing: float = knob(
+        0.0, doc="cross-entropy label smoothing", check=unit_interval, rule="must be in [0, 1)"
+    )
+    augment: bool = knob(True, doc="random horizontal flips and 2-pixel shifts while training")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    n_samples: int = knob(
+        10000, doc="images compared for FD / precision / recall", check=positive, rule="must be > 0"
+    )
+    batch_size: int = knob(500, doc="evaluation batch size", check=positive, rule="must be > 0")
+    k: int = knob(
+        3,
+        doc="k of the k-NN manifolds (Kynkaanniemi et al. 2019)",
+        check=positive,
+        rule="must be > 0",
+    )
+    toy_n: int = knob(
+        5000, doc="points compared for the toy metrics", check=positive, rule="must be > 0"
+    )
+    swd_projections: int = knob(
+        256,
+        doc="random directions of the sliced Wasserstein distance",
+        check=positive,
+        rule="must be > 0",
+    )
+    grid: int = knob(
+        8, doc="side of the sample / reconstruction grids", check=positive, rule="must be > 0"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole file.
+
+TOP_LEVEL = ("seed", "runtime", "tracking", "data", "evaluator", "train", "evaluate")
+
+
+def check_top_level(params: dict, known: tuple[str, ...]) -> None:
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"{key} is not a known top-level key (known: {list(known)})")
+
+
+def load_seed(params: dict) -> int:
+    seed = params.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
+    return seed

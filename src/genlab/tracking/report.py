@@ -1,0 +1,67 @@
+"""The pipeline report: a summary table of every metrics/<model>.json (pandas) and an offline
+HTML page + Markdown file with the tables, sample grids and loss curves."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+# Columns shown first in the overview table, when a model has them.
+KEY_COLUMNS = ["test_accuracy", "recon_mse", "recon_psnr", "recon_fd", "sample_fd",
+               "fd_floor_train_vs_test", "fd_noise_ceiling", "sample_precision", "sample_recall",
+               "recon_swd", "sample_swd", "swd_floor", "swd_gaussian", "final_train_loss",
+               "train_seconds"]
+
+
+def summary_table(metrics_dir: Path) -> pd.DataFrame:
+    """One row per metrics/<model>.json (summary.csv itself and subfolders excluded)."""
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json"))}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    first = [c for c in KEY_COLUMNS if c in table.columns]
+    return table[first + sorted(c for c in table.columns if c not in first)]
+
+
+def _img_tag(png: Path) -> str:
+    data = base64.b64encode(png.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(png.name)}">' \
+           f"<figcaption>{html.escape(png.stem)}</figcaption></figure>"
+
+
+def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
+                 out_dir: Path) -> pd.DataFrame:
+    table = summary_table(metrics_dir)
+    summary_csv.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(summary_csv, float_format="%.6g")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections_html, sections_md = [], []
+    for model in table.index:
+        figs = sorted((figures_dir / model).glob("*.png"))
+        row = table.loc[model].dropna()
+        sections_html.append(f"<h2>{html.escape(model)}</h2>"
+                             + row.to_frame("value").to_html(float_format="%.5g")
+                             + '<div class="figs">' + "".join(_img_tag(p) for p in figs)
+                             + "</div>")
+        sections_md.append(f"## {model}\n\n" + row.to_frame("value").to_markdown(floatfmt=".5g")
+                           + "\n\n" + "\n".join(f"![{p.stem}](../{p.as_posix()})" for p in figs))
+    overview = table[[c for c in KEY_COLUMNS if c in table.columns]]
+    (out_dir / "index.html").write_text(_page(overview.to_html(float_format="%.4g", na_rep=""),
+                                              "\n".join(sections_html)))
+    (out_dir / "report.md").write_text("# genlab report\n\n" + overview.to_markdown(
+        floatfmt=".4g") + "\n\n" + "\n\n".join(sections_md) + "\n")
+    return table
+
+
+def _page(overview: str, body: str) -> str:
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+             "padding:2px 6px}figure{display:inline-block;margin:6px}img{max-width:420px}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>genlab report</title>"
+            f"<style>{style}</style></head><body><h1>genlab report</h1>"
+            f"<p>FD here uses genlab's Fashion-MNIST evaluator features: it is not comparable to "
+            f"Inception FID. Compare each FD with its floor (train vs test) and noise ceiling.</p>"
+            f"{overview}{body}</body></html>")

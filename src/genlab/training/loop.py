@@ -1,0 +1,197 @@
+"""The one generic training loop: AdamW, warm-up + cosine LR, grad clipping, EMA, bf16 on CUDA,
+periodic atomic checkpoints and exact resume (model, EMA, optimiser, schedule, RNG, step)."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from genlab.config import LoopConfig
+from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_atomic
+from genlab.training.device import autocast, step_generator
+from genlab.training.ema import ModelEMA
+
+# A batch source maps a global step to (x, cond) already on the training device.
+BatchFn = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
+# An objective maps (net, x, cond, generator) to an unreduced per-example loss (B,).
+Objective = Callable[..., torch.Tensor]
+
+
+class EpochBatches:
+    """Shuffled mini-batch indices that depend only on (seed, step), so a resumed run sees the
+    same batches as an uninterrupted one. Each epoch is a fresh permutation (last partial batch
+    dropped)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < batch_size:
+            raise ValueError(f"batch_size {batch_size} is larger than the data set ({n} examples)")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.steps_per_epoch = n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 7_777_777 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def lr_factor(step: int, cfg: LoopConfig) -> float:
+    """Linear warm-up to the peak, then constant or cosine decay to 0 at cfg.steps."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.decay == "constant":
+        return 1.0
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class TrainResult:
+    net: nn.Module
+    ema: ModelEMA
+    history: list[dict] = field(default_factory=list)  # one row per log_every steps
+    resumed_from: int = 0  # step the run restarted from (0 = fresh start)
+    seconds: float = 0.0  # wall time of this process's part of the run
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the loop needs beyond the hyper-parameters."""
+
+    seed: int
+    device: torch.device
+    ckpt_path: Path  # resumable state, e.g. checkpoints/ae/last.pt
+    config_hash: str  # a checkpoint from another config is set aside, not resumed
+    bf16: bool = True
+    progress: bool = True
+    desc: str = "train"
+    on_log: Callable[[dict], None] | None = None  # called with each history row
+    on_checkpoint: Callable[[int], None] | None = None  # called after each checkpoint write
+
+
+def train(
+    net: nn.Module, objective: Objective, batches: BatchFn, cfg: LoopConfig, run: RunSpec
+) -> TrainResult:
+    # 1. Optimiser, schedule, EMA.
+    net.to(run.device).train()
+    fused = run.device.type == "cuda"
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    ema = ModelEMA(net, half_life=cfg.ema_half_life, batch_size=cfg.batch_size)
+    result = TrainResult(net=net, ema=ema)
+
+    # 2. Resume from the last checkpoint of the same config, if any.
+    start = _resume(run, net, ema, opt, sched, result)
+    result.resumed_from = start
+
+    # 3. The loop.
+    t0, loss_sum, seen = time.perf_counter(), torch.zeros((), device=run.device), 0
+    bar = tqdm(
+        range(start, cfg.steps),
+        desc=run.desc,
+        disable=not run.progress,
+        initial=start,
+        total=cfg.steps,
+        dynamic_ncols=True,
+    )
+    t_log = time.perf_counter()
+    for step in bar:
+        x, cond = batches(step)
+        with autocast(run.device, run.bf16):
+            loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        ema.update(net)
+        loss_sum += loss.detach().float()
+        seen += 1
+
+        # 4. Log every log_every steps (one host sync per row), checkpoint every ckpt_every.
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            dt = time.perf_counter() - t_log
+            row = {
+                "step": done,
+                "loss": float(loss_sum) / seen,
+                "lr": opt.param_groups[0]["lr"],
+                "examples_per_s": seen * len(x) / dt,
+            }
+            result.history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_s']:.0f}")
+            if run.on_log:
+                run.on_log(row)
+            loss_sum.zero_()
+            seen = 0
+            t_log = time.perf_counter()
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            _save(run, net, ema, opt, sched, result, done)
+            if run.on_checkpoint:
+                run.on_checkpoint(done)
+    bar.close()
+    result.seconds = time.perf_counter() - t0
+    net.eval()
+    return result
+
+
+def _state(net, ema, opt, sched, result, step, run) -> dict:
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "step": step,
+        "config_hash": run.config_hash,
+        "model": net.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": rng,
+        "history": result.history,
+    }
+
+
+def _save(run, net, ema, opt, sched, result, step) -> None:
+    save_atomic(_state(net, ema, opt, sched, result, step, run), run.ckpt_path)
+
+
+def _resume(run, net, ema, opt, sched, result) -> int:
+    if not run.ckpt_path.exists():
+        return 0
+    state = load_checkpoint(run.ckpt_path, map_location=run.device)
+    if state.get("config_hash") != run.config_hash:
+        stale = run.ckpt_path.with_name(
+            f"{run.ckpt_path.stem}.stale-{str(state.get('config_hash'))[:8]}.pt"
+        )
+        run.ckpt_path.replace(stale)
+        warnings.warn(
+            f"{run.ckpt_path} was written with other params: moved to {stale.name}, "
+            "starting from step 0",
+            stacklevel=2,
+        )
+        return 0
+    try:
+        load_weights(net, state["model"], run.ckpt_path)
+        load_weights(ema, state["ema"], run.ckpt_path)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["cpu"].cpu())
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint {run.ckpt_path} lacks {e}; delete it to start over"
+        ) from e
+    result.history = list(state["history"])
+    print(f"[{run.desc}] resumed from step {state['step']} ({run.ckpt_path})", flush=True)
+    return int(state["step"])

@@ -1,0 +1,131 @@
+"""Wiring shared by the stage entry points: params, paths, environment, tracking, outputs.
+
+Stages are the only place that reads params.yaml and environment variables (DVC_ROOT,
+DVC_STAGE, DVC_EXP_NAME, MLFLOW_TRACKING_URI); the library receives plain arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from genlab.config import (
+    TOP_LEVEL,
+    ConfigError,
+    RuntimeConfig,
+    TrackingConfig,
+    check_top_level,
+    load,
+    load_seed,
+)
+from genlab.tracking.mlflow_tracker import StageTracker, TrackingTarget
+from genlab.training.device import pick_device
+
+PARAMS = Path("params.yaml")
+PROCESSED = Path("data/processed")
+
+
+def load_params(path: Path = PARAMS) -> dict:
+    """The whole params.yaml as a dict, with its top-level keys checked."""
+    if not path.is_file():
+        raise ConfigError(f"{path} not found (run stages from the repository root)")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    check_top_level(params, TOP_LEVEL)
+    return params
+
+
+def section(params: dict, key: str) -> Any:
+    if key not in params:
+        raise ConfigError(f"{key} is missing from {PARAMS}")
+    return params[key]
+
+
+def runtime(params: dict) -> tuple[RuntimeConfig, torch.device, int]:
+    """Validated runtime section, the chosen device and the seed; sets the thread count."""
+    rt = load(RuntimeConfig, params.get("runtime", {}), "runtime")
+    seed = load_seed(params)
+    if rt.num_threads:
+        torch.set_num_threads(rt.num_threads)
+    return rt, pick_device(rt.device), seed
+
+
+def config_hash(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def tracking_root() -> Path:
+    """The main repository: DVC_ROOT inside dvc (also for queued / temp experiments)."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def pipeline_run_name() -> str:
+    """DVC experiment name when set; else <git short sha>-<params.yaml hash>."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return os.environ["DVC_EXP_NAME"]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = "nogit"
+    digest = hashlib.sha256(PARAMS.read_bytes()).hexdigest()[:8] if PARAMS.exists() else "none"
+    return f"{sha}-{digest}"
+
+
+def tracking_target(params: dict, default_stage: str) -> TrackingTarget | None:
+    cfg = load(TrackingConfig, params.get("tracking", {}), "tracking")
+    if not cfg.enabled:
+        return None
+    root = tracking_root()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    return TrackingTarget(uri=uri, experiment=cfg.experiment,
+                          artifact_location=(root / "mlartifacts").as_uri(),
+                          pipeline_run=pipeline_run_name(),
+                          stage_run=os.environ.get("DVC_STAGE") or default_stage)
+
+
+def tracker(params: dict, default_stage: str, logged: dict) -> StageTracker:
+    """A StageTracker for this stage, logging the flattened `logged` params."""
+    from genlab.config import flatten
+
+    return StageTracker(tracking_target(params, default_stage), flatten(logged))
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a small JSON file via a temp file + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def main(fn) -> None:
+    """Run a stage's main, turning config / data / checkpoint errors into one clear line."""
+    from genlab.data.idx import DataError
+    from genlab.training.checkpoint import CheckpointError
+
+    try:
+        fn(sys.argv[1:])
+    except (ConfigError, DataError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,152 @@
+"""Stage evaluate@<name>: metrics/<name>.json, grids / scatter plots and the loss curve for a
+trained model; image models also write data/samples/<name>.npz."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genlab.config import ConfigError, EvaluateConfig, load, load_train
+from genlab.data.fashion_mnist import CLASSES
+from genlab.data.processed import float_to_images, images_to_float, load_array
+from genlab.data.toy2d import density_grid, sample_toy
+from genlab.metrics.autoencoder import latent_gaussian_samples, reconstruct, reconstruction_metrics
+from genlab.metrics.evaluator import feature_fn, load_evaluator, predict
+from genlab.metrics.fd import fd_from_features
+from genlab.metrics.image import batched_features, image_fd_report
+from genlab.metrics.prd import precision_recall
+from genlab.metrics.toy import context_numbers, mmd_rbf, sliced_wasserstein
+from genlab.models.ae import AE_MODELS
+from genlab.tracking.figures import save_bars, save_grid, save_loss_curve, save_scatter
+from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights
+from stages._common import PROCESSED, load_params, main, runtime, section, tracker, write_json
+
+EVALUATOR = Path("models/evaluator.pt")
+
+
+def load_model(name: str, device: torch.device) -> torch.nn.Module:
+    """The EMA weights of models/<name>.pt in their architecture."""
+    path = Path(f"models/{name}.pt")
+    state = load_checkpoint(path, map_location=device)
+    if state.get("kind") not in AE_MODELS:
+        raise CheckpointError(f"{path}: unknown model kind {state.get('kind')!r}")
+    net = AE_MODELS[state["kind"]](**state["arch"])
+    load_weights(net, state["ema"], path)
+    return net.to(device).eval()
+
+
+def interleave(a: np.ndarray, b: np.ndarray, nrow: int) -> np.ndarray:
+    """Rows of `a` followed by the matching rows of `b`: originals above their outputs."""
+    rows = [np.concatenate([a[i:i + nrow], b[i:i + nrow]]) for i in range(0, len(a), nrow)]
+    return np.concatenate(rows)
+
+
+def evaluate_images(name, net, cfg, ev, seed, figs: Path) -> dict:
+    test_x = images_to_float(load_array(PROCESSED, "fashion_mnist/test_x"))
+    train_x = images_to_float(load_array(PROCESSED, "fashion_mnist/train_x"))
+    g = torch.Generator().manual_seed(seed)
+    n = min(ev.n_samples, len(test_x))
+    metrics = reconstruction_metrics(net, test_x, cfg.objective.noise_levels, g, ev.batch_size)
+
+    # FD / precision / recall of Gaussian-latent samples (with the two context numbers) and of
+    # test reconstructions, in the evaluator's feature space.
+    evaluator = load_evaluator(EVALUATOR)
+    feats = feature_fn(evaluator)
+    samples = latent_gaussian_samples(net, train_x, n, g, ev.batch_size)
+    metrics |= {f"sample_{k}" if k in ("fd", "precision", "recall") else k: v
+                for k, v in image_fd_report(feats, test_x[:n], train_x, samples, k=ev.k,
+                                            batch=ev.batch_size, generator=g).items()}
+    recon = reconstruct(net, test_x[:n], 0.0, g, ev.batch_size)
+    test_f = batched_features(feats, test_x[:n], ev.batch_size)
+    recon_f = batched_features(feats, recon, ev.batch_size)
+    metrics["recon_fd"] = fd_from_features(recon_f, test_f)
+    metrics["recon_precision"], metrics["recon_recall"] = precision_recall(test_f, recon_f, ev.k)
+
+    # Figures and the samples file.
+    k = ev.grid
+    save_grid(interleave(float_to_images(test_x[:k * k // 2]), float_to_images(recon[:k * k // 2]),
+                         k), figs / "reconstructions.png", nrow=k)
+    for sigma in cfg.objective.noise_levels:
+        noisy = (test_x[:k * k // 2] + sigma * torch.randn(test_x[:k * k // 2].shape, generator=g))
+        out = reconstruct(net, noisy, 0.0, g, ev.batch_size)
+        save_grid(interleave(float_to_images(noisy), float_to_images(out), k),
+                  figs / f"denoise_s{sigma:g}.png", nrow=k)
+    images = float_to_images(samples)  # (N, 1, 28, 28) uint8
+    save_grid(images[:k * k], figs / "samples.png", nrow=k)
+    counts = Counter(predict(evaluator, samples).tolist())
+    save_bars({CLASSES[c]: counts.get(c, 0) / n for c in range(len(CLASSES))},
+              figs / "sample_classes.png", f"{name}: evaluator's predicted classes", "fraction")
+    Path("data/samples").mkdir(parents=True, exist_ok=True)
+    np.savez(f"data/samples/{name}.npz", images=images, labels=np.full(len(images), -1))
+    return metrics
+
+
+def evaluate_points(name, net, cfg, ev, seed, figs: Path) -> dict:
+    toy = cfg.dataset.split("/", 1)[1]
+    test_x = torch.as_tensor(load_array(PROCESSED, f"toy2d/{toy}_test"))
+    train_x = torch.as_tensor(load_array(PROCESSED, f"toy2d/{toy}_train"))
+    g = torch.Generator().manual_seed(seed)
+    n = min(ev.toy_n, len(test_x))
+    metrics = reconstruction_metrics(net, test_x, cfg.objective.noise_levels, g, ev.batch_size,
+                                     image=False)
+    fresh = sample_toy(toy, n, g)
+    recon = reconstruct(net, test_x[:n], 0.0, g, ev.batch_size)
+    samples = latent_gaussian_samples(net, train_x, n, g, ev.batch_size)
+    for label, pts in (("recon", recon), ("sample", samples)):
+        metrics[f"{label}_swd"] = sliced_wasserstein(pts, fresh, ev.swd_projections, generator=g)
+        metrics[f"{label}_mmd"] = mmd_rbf(pts, fresh)
+    metrics |= context_numbers(lambda m, gen: sample_toy(toy, m, gen), n, g,
+                               n_projections=ev.swd_projections)
+    _, _, p = density_grid(toy, lim=3.0, res=200)
+    save_scatter({"test": test_x[:2000].numpy(), "reconstruction": recon[:2000].numpy(),
+                  "gaussian-latent sample": samples[:2000].numpy()}, figs / "scatter.png",
+                 f"{name} on {toy}", density=(p.numpy(), 3.0))
+    Path("data/samples").mkdir(parents=True, exist_ok=True)
+    np.savez(f"data/samples/{name}.npz", points=samples.numpy().astype(np.float32))
+    return metrics
+
+
+def run(argv: list[str]) -> None:
+    # 1. Params, validated before any model or data is read.
+    if len(argv) != 1:
+        raise ConfigError("usage: python -m stages.evaluate <name>  (a key of the train section)")
+    name = argv[0]
+    params = load_params()
+    train_section = section(params, "train")
+    if name not in train_section:
+        raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
+    cfg = load_train(train_section[name], name)
+    ev = load(EvaluateConfig, params.get("evaluate", {}), "evaluate")
+    _, device, seed = runtime(params)
+
+    with tracker(params, f"evaluate@{name}", {"evaluate": params.get("evaluate", {})}) as tr:
+        # 2. Metrics and figures.
+        net = load_model(name, device)
+        figs = Path(f"figures/{name}")
+        is_image = cfg.dataset == "fashion_mnist"
+        fn = evaluate_images if is_image else evaluate_points
+        metrics = fn(name, net, cfg, ev, seed, figs)
+        history = json.loads(Path(f"metrics/train/{name}.json").read_text())
+        metrics |= {"final_train_loss": history["final_loss"],
+                    "train_seconds": history["train_seconds"]}
+        import pandas as pd
+
+        rows = pd.read_csv(f"metrics/loss/{name}.csv").to_dict("records")
+        save_loss_curve(rows, figs / "loss.png", f"{name}: training loss")
+
+        # 3. Outputs.
+        metrics = {k: float(v) for k, v in metrics.items()}
+        write_json(Path(f"metrics/{name}.json"), metrics)
+        tr.log_metrics(metrics)
+        for png in sorted(figs.glob("*.png")):
+            tr.log_artifact(png, "figures")
+        tr.tag_outputs([Path(f"metrics/{name}.json"), figs])
+        print(f"evaluate@{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+
+
+if __name__ == "__main__":
+    main(run)

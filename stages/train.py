@@ -1,0 +1,100 @@
+"""Stage train@<name>: train the model of params section train.<name> with the generic loop
+(resumable from checkpoints/<name>/last.pt) and write models/<name>.pt plus its loss CSV."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from genlab.config import ConfigError, load_train
+from genlab.data.batches import image_batches, point_batches
+from genlab.data.processed import load_array
+from genlab.models.ae import AE_MODELS, ae_kwargs
+from genlab.objectives.ae import DenoisingLoss, ReconstructionLoss
+from genlab.training.checkpoint import save_atomic
+from genlab.training.loop import RunSpec, train
+from stages._common import (
+    PROCESSED,
+    config_hash,
+    load_params,
+    main,
+    runtime,
+    section,
+    tracker,
+    write_csv,
+    write_json,
+)
+
+
+def training_data(dataset: str):
+    """(train array, example shape) for 'fashion_mnist' or 'toy2d/<name>'."""
+    if dataset == "fashion_mnist":
+        x = load_array(PROCESSED, "fashion_mnist/train_x")  # (N, 28, 28) uint8
+        return x, (1, *x.shape[1:])
+    x = load_array(PROCESSED, f"toy2d/{dataset.split('/', 1)[1]}_train")  # (N, 2) float32
+    return x, (x.shape[1],)
+
+
+def build(cfg, shape):
+    """Network and objective for an AE-family config."""
+    kwargs = ae_kwargs(cfg.model, shape)
+    net = AE_MODELS[cfg.model.kind](**kwargs)
+    obj = ReconstructionLoss() if cfg.objective.kind == "recon" else DenoisingLoss(
+        cfg.objective.noise_levels)
+    return net, obj, kwargs
+
+
+def run(argv: list[str]) -> None:
+    # 1. Params, validated before any data is read.
+    if len(argv) != 1:
+        raise ConfigError("usage: python -m stages.train <name>  (a key of the train section)")
+    name = argv[0]
+    params = load_params()
+    train_section = section(params, "train")
+    if name not in train_section:
+        raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
+    cfg = load_train(train_section[name], name)
+    rt, device, seed = runtime(params)
+
+    with tracker(params, f"train@{name}", {f"train.{name}": train_section[name],
+                                           "seed": seed}) as tr:
+        # 2. Data and model.
+        data, shape = training_data(cfg.dataset)
+        torch.manual_seed(seed)
+        net, objective, kwargs = build(cfg, shape)
+        batches = (image_batches(data, None, cfg.batch_size, seed, device) if len(shape) == 3
+                   else point_batches(data, cfg.batch_size, seed, device))
+        print(f"train@{name}: {sum(p.numel() for p in net.parameters()):,} parameters, "
+              f"{len(data):,} examples, device {device}")
+
+        # 3. Train (resumes from the last checkpoint of the same config).
+        def on_log(row):
+            tr.log_metrics({"train_loss": row["loss"], "lr": row["lr"],
+                            "examples_per_s": row["examples_per_s"]}, row["step"])
+
+        result = train(net, objective, batches, cfg, RunSpec(
+            seed=seed, device=device, ckpt_path=Path(f"checkpoints/{name}/last.pt"),
+            config_hash=config_hash(dataclasses.asdict(cfg), seed), bf16=rt.bf16,
+            progress=rt.progress, desc=f"train@{name}", on_log=on_log,
+            on_checkpoint=lambda s: tr.flush()))
+
+        # 4. Outputs: weights (raw + EMA), loss CSV, a training summary.
+        out = Path(f"models/{name}.pt")
+        save_atomic({"family": cfg.family, "config": dataclasses.asdict(cfg), "arch": kwargs,
+                     "kind": cfg.model.kind, "model": net.state_dict(),
+                     "ema": result.ema.shadow.state_dict()}, out)
+        write_csv(Path(f"metrics/loss/{name}.csv"), result.history)
+        summary = {"final_loss": result.history[-1]["loss"], "steps": cfg.steps,
+                   "resumed_from_step": result.resumed_from,
+                   "train_seconds": round(result.seconds, 1)}
+        write_json(Path(f"metrics/train/{name}.json"), summary)
+        tr.log_metrics({k: float(v) for k, v in summary.items()})
+        tr.tag_outputs([out])
+        print(f"train@{name}: final loss {summary['final_loss']:.5f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(run)
