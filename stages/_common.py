@@ -129,3 +129,21 @@ def main(fn) -> None:
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def validate_params(params: dict) -> None:
+    """Validate every section of params.yaml at once (used by `make check-params` and tests)."""
+    from genlab.config import DataConfig, EvaluateConfig, EvaluatorConfig, load_train
+
+    check_top_level(params, TOP_LEVEL)
+    load_seed(params)
+    load(RuntimeConfig, params.get("runtime", {}), "runtime")
+    load(TrackingConfig, params.get("tracking", {}), "tracking")
+    load(DataConfig, section(params, "data"), "data")
+    load(EvaluatorConfig, section(params, "evaluator"), "evaluator")
+    load(EvaluateConfig, params.get("evaluate", {}), "evaluate")
+    train = section(params, "train")
+    if not isinstance(train, dict) or not train:
+        raise ConfigError("train must be a non-empty mapping of model name -> section")
+    for name, raw in train.items():
+        load_train(raw, name)

@@ -26,6 +26,7 @@ from genlab.concepts import sde as sdes  # noqa: E402
 from genlab.concepts.moving_averages import moving_average_demo  # noqa: E402
 
 GD_LR = {"rastrigin": 1e-3, "rosenbrock": 5e-4, "ackley": 1e-2}  # stable heavy-ball step sizes
+SA_T_MIN = {"ackley": 1e-8}  # Ackley's funnel is narrow in its wide box: cool further
 GRAD_COST = 3  # a reverse-mode gradient costs a few evaluations (cheap gradient principle)
 
 
@@ -66,7 +67,7 @@ def _run_optimisers(name: str, dim: int, budget: int, seed: int) -> dict[str, mh
         "pso": mh.particle_swarm(b.fn, **box, n_particles=40, n_iters=max(budget // 40, 1),
                                  generator=_gen(seed)),
         "sa": mh.simulated_annealing(b.fn, **box, n_chains=20, n_iters=max(budget // 20, 1),
-                                     generator=_gen(seed)),
+                                     t_min=SA_T_MIN.get(name, 1e-6), generator=_gen(seed)),
         "ga": mh.genetic_algorithm(b.fn, **box, pop_size=50, n_elite=2,
                                    n_generations=max(budget // 48, 1), generator=_gen(seed)),
         "gd_momentum": mh.gradient_descent_momentum(b.fn, x0, lr=GD_LR[name], momentum=0.9,
@@ -99,9 +100,10 @@ def demo_schedules(out_dir: Path, *, n_steps: int) -> dict[str, float]:
     for kind in mh.SCHEDULES:
         temps = mh.temperature_schedule(kind, t0=10.0, t_min=1e-3, n_steps=n_steps)
         ax.plot(progress, temps / temps[0], label=f"SA T/T0 ({kind})")
-    sig = mh.annealed_langevin_sigmas(sigma_max=1.0, sigma_min=10**-1.5, n_levels=10)
-    levels = torch.linspace(0, 1, len(sig))
-    ax.step(levels, sig**2, where="post", ls="--", c="k", label="annealed Langevin sigma_i^2")
+    sig = mh.annealed_langevin_sigmas(sigma_max=1.0, sigma_min=1e-2, n_levels=10)
+    levels = torch.arange(len(sig) + 1) / len(sig)  # each noise level holds for 1/L of the run
+    ax.step(levels, torch.cat([sig, sig[-1:]]) ** 2, where="post", ls="--", c="k",
+            label="annealed Langevin sigma_i^2 (L=10)")
     ax.set(yscale="log", xlabel="fraction of run", ylabel="relative temperature / noise variance")
     ax.legend(fontsize=7)
     _save(fig, out_dir / "schedules.png")
@@ -113,8 +115,8 @@ def demo_schedules(out_dir: Path, *, n_steps: int) -> dict[str, float]:
 
 def _targets() -> dict[str, object]:
     cov = torch.tensor([[1.0, 0.9], [0.9, 1.0]], dtype=torch.float64)
-    mixture = mcmc.GaussianMixture(torch.tensor([0.3, 0.7]),
-                                   torch.tensor([[-1.5, 0.0], [1.5, 0.5]]), torch.tensor([0.7, 0.7]))
+    means = torch.tensor([[-1.5, 0.0], [1.5, 0.5]])
+    mixture = mcmc.GaussianMixture(torch.tensor([0.3, 0.7]), means, torch.tensor([0.7, 0.7]))
     return {"gaussian": mcmc.CorrelatedGaussian(torch.tensor([1.0, -1.0]), cov),
             "banana": mcmc.Banana(a=1.5, b=0.5), "mixture": mixture}
 
@@ -143,22 +145,25 @@ def _density_grid(target, lim: tuple[float, float, float, float]):
     xs = torch.linspace(lim[0], lim[1], 120, dtype=torch.float64)
     ys = torch.linspace(lim[2], lim[3], 120, dtype=torch.float64)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
-    dens = target.log_prob(torch.stack([gx.flatten(), gy.flatten()], -1)).exp().reshape(gx.shape)
-    return gx, gy, dens
+    logp = target.log_prob(torch.stack([gx.flatten(), gy.flatten()], -1)).reshape(gx.shape)
+    return gx, gy, logp
 
 
 def demo_mcmc(out_dir: Path, *, n_chains: int, n_steps: int, seed: int) -> dict[str, float]:
-    """Scatter of each sampler over target contours (top) and traces of chain 0 (bottom)."""
+    """Scatter of each sampler over log-density contours (top) and traces of chain 0 (bottom)."""
     metrics = {}
     for tname, target in _targets().items():
         runs = _run_samplers(target, n_chains=n_chains, n_steps=n_steps, seed=seed)
         lim = (-4.5, 4.5, -5.0, 4.0) if tname != "banana" else (-5.0, 5.0, -8.0, 3.0)
-        gx, gy, dens = _density_grid(target, lim)
+        gx, gy, logp = _density_grid(target, lim)
+        top = float(logp.max())
         fig, axes = plt.subplots(2, len(runs), figsize=(3.4 * len(runs), 6.2))
         for j, (sname, res) in enumerate(runs.items()):
             metrics.update(_chain_metrics(f"mcmc/{tname}/{sname}", res, target))
-            pts = res.samples[n_steps // 5:].reshape(-1, 2)[:3000]
-            axes[0, j].contour(gx, gy, dens, levels=8, cmap="viridis")
+            pts = res.samples[n_steps // 5:].reshape(-1, 2)
+            pts = pts[:: max(len(pts) // 3000, 1)]  # thin to ~3000 points for the scatter
+            axes[0, j].contour(gx, gy, logp, levels=[top - d for d in (8, 6, 4, 2, 1, 0.25)],
+                               cmap="viridis")
             axes[0, j].scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.3, c="tab:red")
             axes[0, j].set(title=f"{sname}, acc={res.accept_rate:.2f}", xlim=lim[:2], ylim=lim[2:])
             axes[1, j].plot(res.samples[:, 0, 0], lw=0.6)
@@ -205,7 +210,7 @@ def _forward_panel(axes, kind: str, mix, x0, times, n_steps: int, seed: int) -> 
 
 
 def demo_diffusion(out_dir: Path, *, n_particles: int, n_steps: int, seed: int) -> dict[str, float]:
-    """Forward VE/VP marginals vs closed form; reverse SDE with the exact score vs the data mixture."""
+    """Forward VE/VP marginals vs closed form; reverse SDE (exact score) vs the data mixture."""
     mix, times = _diffusion_mixture(), (0.0, 0.1, 0.3, 0.6, 1.0)
     x0 = mix.sample(n_particles, generator=_gen(seed))
     fig, axes = plt.subplots(2, len(times), figsize=(3 * len(times), 5))

@@ -59,7 +59,10 @@ def gaussian_entropy(cov: torch.Tensor) -> torch.Tensor:
 
 
 def kl_gaussian(mu0: float, var0: float, mu1: float, var1: float) -> float:
-    """KL(N(mu0, var0) || N(mu1, var1)) = 1/2 [var0/var1 + (mu1-mu0)^2/var1 - 1 + log(var1/var0)]."""
+    """KL(N(mu0, var0) || N(mu1, var1)).
+
+    = 1/2 [var0 / var1 + (mu1 - mu0)^2 / var1 - 1 + log(var1 / var0)].
+    """
     if var0 <= 0 or var1 <= 0:
         raise ValueError(f"variances must be > 0, got var0={var0}, var1={var1}")
     return 0.5 * (var0 / var1 + (mu1 - mu0) ** 2 / var1 - 1 + math.log(var1 / var0))
@@ -123,5 +126,5 @@ def ksg_mutual_information(x: torch.Tensor, y: torch.Tensor, *, k: int = 3) -> f
     n_x = (dx < eps[:, None]).sum(1)
     n_y = (dy < eps[:, None]).sum(1)
     psi = torch.special.digamma
-    avg = (psi(n_x + 1.0) + psi(n_y + 1.0)).mean()
-    return float(psi(torch.tensor(float(k))) + psi(torch.tensor(float(n))) - avg)
+    avg = (psi(n_x.double() + 1) + psi(n_y.double() + 1)).mean()
+    return float(psi(torch.tensor([k, n], dtype=torch.float64)).sum() - avg)

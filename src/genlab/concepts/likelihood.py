@@ -1,4 +1,4 @@
-"""Maximum likelihood and MAP with conjugate priors; cross-entropy as NLL; logistic/softmax regression.
+"""MLE and MAP with conjugate priors; cross-entropy as NLL; logistic/softmax regression by GD.
 
 Conjugate updates follow Bishop, Pattern Recognition and Machine Learning (2006), Sec. 2.1-2.3,
 and Murphy, Conjugate Bayesian analysis of the Gaussian distribution (2007) for the
@@ -36,7 +36,8 @@ def beta_posterior(x: torch.Tensor, *, a: float, b: float) -> tuple[float, float
 def bernoulli_map(x: torch.Tensor, *, a: float, b: float) -> float:
     """Posterior mode (k + a - 1) / (n + a + b - 2); needs a, b >= 1 so the mode is interior."""
     if a < 1 or b < 1:
-        raise ValueError(f"bernoulli_map needs a >= 1 and b >= 1 for a finite mode, got a={a}, b={b}")
+        raise ValueError(f"bernoulli_map needs a >= 1 and b >= 1 for an interior mode, "
+                         f"got a={a}, b={b}")
     a_n, b_n = beta_posterior(x, a=a, b=b)
     if a_n + b_n - 2 <= 0:
         raise ValueError("bernoulli_map is undefined for the flat prior with no data")
@@ -85,7 +86,9 @@ def gaussian_mle(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def gaussian_mean_posterior(
     x: torch.Tensor, *, sigma2: float, mu0: float, tau2: float
 ) -> tuple[float, float]:
-    """Known variance sigma2, prior mu ~ N(mu0, tau2): posterior N(mu_n, tau2_n) (Bishop Eq. 2.141-2.142).
+    """Known variance sigma2, prior mu ~ N(mu0, tau2): posterior N(mu_n, tau2_n).
+
+    Bishop Eq. 2.141-2.142.
 
     The posterior is Gaussian so its mean is also the MAP estimate.
     """
@@ -98,7 +101,7 @@ def gaussian_mean_posterior(
 
 @dataclass(frozen=True)
 class NormalInverseGamma:
-    """NIG(mu, kappa, alpha, beta): sigma2 ~ InvGamma(alpha, beta), mean | sigma2 ~ N(mu, sigma2 / kappa)."""
+    """NIG(mu, kappa, alpha, beta): sigma2 ~ InvGamma(alpha, beta), mean ~ N(mu, sigma2 / kappa)."""
 
     mu: float
     kappa: float
@@ -120,7 +123,8 @@ def nig_posterior(x: torch.Tensor, *, prior: NormalInverseGamma) -> NormalInvers
     mu_n = (prior.kappa * prior.mu + n * xbar) / kappa_n
     scatter = float(((x - xbar) ** 2).sum())
     shift = prior.kappa * n * (xbar - prior.mu) ** 2 / kappa_n
-    return NormalInverseGamma(mu_n, kappa_n, prior.alpha + n / 2, prior.beta + 0.5 * (scatter + shift))
+    beta_n = prior.beta + 0.5 * (scatter + shift)
+    return NormalInverseGamma(mu_n, kappa_n, prior.alpha + n / 2, beta_n)
 
 
 # -------------------------------------------------------------- cross-entropy and regressions
@@ -142,7 +146,7 @@ def softmax_regression_loss(
 def softmax_regression_grad(
     W: torch.Tensor, b: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, l2: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Analytic gradient: dL/dlogits = (softmax - onehot) / N, so dW = X^T r + l2 W, db = sum_i r_i."""
+    """Analytic gradient: r = dL/dlogits = (softmax - onehot) / N; dW = X^T r + l2 W, db = sum r."""
     logits = X @ W + b  # (N, K)
     probs = (logits - logits.logsumexp(1, keepdim=True)).exp()  # softmax
     resid = (probs - torch.nn.functional.one_hot(y.long(), W.shape[1]).to(probs)) / len(X)

@@ -194,7 +194,7 @@ def mala(
     log_prob: LogProb, x0: torch.Tensor, *, n_steps: int, step_size: float,
     generator: torch.Generator, score: Score | None = None,
 ) -> ChainResult:
-    """Metropolis-adjusted Langevin: the ULA move as a proposal, corrected by Metropolis-Hastings."""
+    """Metropolis-adjusted Langevin: the ULA move as a proposal, corrected by an MH test."""
     x = x0.double().clone()
     lp, grad = log_prob_and_grad(log_prob, x, score)
     out, n_acc = [], 0.0
@@ -276,5 +276,5 @@ def effective_sample_size(x: torch.Tensor) -> float:
 
 
 def ar1_ess(n: int, phi: float) -> float:
-    """Closed-form ESS of n draws of a stationary AR(1) with coefficient phi: n (1 - phi) / (1 + phi)."""
+    """Closed-form ESS of n draws of a stationary AR(1) with coefficient phi: n(1-phi)/(1+phi)."""
     return n * (1 - phi) / (1 + phi)

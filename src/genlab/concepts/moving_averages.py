@@ -1,4 +1,4 @@
-"""Moving averages for the concepts library: re-exports genlab.training.ema (EDM-style EMA) and demos it.
+"""Moving averages for the concepts library: re-exports genlab.training.ema and demos it.
 
 The implementation lives in genlab.training.ema, shared with the training loop; this module only
 re-exports it and adds the closed-form weights used to explain it (Adam, Kingma and Ba 2015,
@@ -27,7 +27,7 @@ __all__ = [
 
 
 def ema_weights(beta: float, t: int, *, bias_corrected: bool = True) -> torch.Tensor:
-    """Weight of x_1..x_t (t,) in the EMA after t updates: (1 - beta) beta^(t - i), optionally / (1 - beta^t)."""
+    """Weights (t,) of x_1..x_t after t updates: (1 - beta) beta^(t - i), maybe / (1 - beta^t)."""
     w = (1 - beta) * beta ** torch.arange(t - 1, -1, -1, dtype=torch.float64)
     return w / (1 - beta**t) if bias_corrected else w
 

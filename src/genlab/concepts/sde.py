@@ -1,4 +1,4 @@
-"""Forward diffusion SDEs (VE and VP) by Euler-Maruyama and the reverse-time SDE with an exact score.
+"""Forward diffusion SDEs (VE, VP) by Euler-Maruyama; the reverse-time SDE with an exact score.
 
 Song et al., Score-based generative modeling through stochastic differential equations (ICLR
 2021): VE SDE Eq. 9 / 30, VP SDE Eq. 11 / 32, reverse-time SDE Eq. 6 (Anderson 1982). Under
@@ -110,7 +110,7 @@ def reverse_sde(
     sde: SDE, score: ScoreFn, x_end: torch.Tensor, *, t_end: float = 1.0, t_stop: float = 0.0,
     n_steps: int = 500, generator: torch.Generator,
 ) -> torch.Tensor:
-    """Euler-Maruyama on dx = [f(x, t) - g(t)^2 score(x, t)] dt + g(t) dW_bar, from t_end down to t_stop.
+    """Euler-Maruyama on dx = [f(x, t) - g(t)^2 score(x, t)] dt + g(t) dW_bar, t_end -> t_stop.
 
     Song 2021, Eq. 6: time runs backwards, so each step is x <- x - [f - g^2 s] h + g sqrt(h) z.
     x_end: (N, D) samples of p_{t_end}.

@@ -96,61 +96,102 @@ class Geometry:
 # ----------------------------------------------------------------------------- im2col / col2im
 
 
-def im2col(x: Tensor, geo: Geometry, pad_value: float = 0.0) -> Tensor:
-    """Sliding windows of x (B, C, H, W) as columns (B, C*kh*kw, Ho*Wo); equals F.unfold.
+def to_rows(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> pixel rows (B*H*W, C); a free view when x is channels_last."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
 
-    Built from a strided view (`Tensor.unfold` per spatial axis) and a single copy, which is
-    2-4x faster on CPU than `F.unfold` and lets max-pooling pad with -inf.
-    """
+
+def from_rows(rows: Tensor, batch: int, hw: Pair) -> Tensor:
+    """Pixel rows (B*H*W, C) -> (B, C, H, W), a channels_last view (no copy)."""
+    return rows.view(batch, *hw, rows.shape[1]).permute(0, 3, 1, 2)
+
+
+def _window_view(x: Tensor, geo: Geometry, pad_value: float) -> Tensor:
+    """All sliding windows of x (B, C, H, W) as a strided view (B, Ho, Wo, C, kh, kw)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo.kernel, geo.stride, geo.padding, geo.dilation
-    B, C, H, W = x.shape
-    Ho, Wo = geo.out_hw(H, W)
+    Ho, Wo = geo.out_hw(*x.shape[2:])
+    x = x.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous when x is channels_last
     if ph or pw:
-        x = F.pad(x, (pw, pw, ph, ph), value=pad_value)
-    v = x.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)
-    v = v[:, :, :Ho, :Wo, ::dh, ::dw]  # (B, C, Ho, Wo, kh, kw), a view
-    return v.permute(0, 1, 4, 5, 2, 3).reshape(B, C * kh * kw, Ho * Wo)
+        x = F.pad(x, (0, 0, pw, pw, ph, ph), value=pad_value)
+    v = x.unfold(1, dh * (kh - 1) + 1, sh).unfold(2, dw * (kw - 1) + 1, sw)
+    return v[:, :Ho, :Wo, :, ::dh, ::dw]
 
 
-def col2im(cols: Tensor, out_hw: Pair, geo: Geometry) -> Tensor:
-    """Adjoint of im2col: sum columns (B, C*kh*kw, L) back into (B, C, H, W); equals F.fold.
+def im2col(x: Tensor, geo: Geometry, groups: int = 1) -> Tensor:
+    """Patch rows of x (B, C, H, W): (B*Ho*Wo, K) with K = C*kh*kw ordered (g, kh, kw, C/g).
 
-    One strided add per kernel offset (kh*kw of them), each vectorised over all pixels.
+    Row (b, h, w), column (g, i, j, c) holds x_pad[b, g*C/g + c, h*s + i*d, w*s + j*d]; the
+    same numbers as F.unfold(x), transposed to channels-last so that a whole batch is one GEMM
+    and the copy runs over contiguous (kw, C) strips. One strided view + one copy.
     """
+    B, C = x.shape[:2]
+    v = _window_view(x, geo, 0.0)  # (B, Ho, Wo, C, kh, kw)
+    v = v.unflatten(3, (groups, C // groups))  # (B, Ho, Wo, g, C/g, kh, kw)
+    return v.permute(0, 1, 2, 3, 5, 6, 4).reshape(-1, C * geo.area())
+
+
+def window_stack(x: Tensor, geo: Geometry, pad_value: float) -> Tensor:
+    """Windows of x (B, C, H, W) stacked by kernel offset: (kh*kw, B*Ho*Wo*C), for pooling."""
+    v = _window_view(x, geo, pad_value)  # (B, Ho, Wo, C, kh, kw)
+    return v.permute(4, 5, 0, 1, 2, 3).reshape(geo.area(), -1)
+
+
+def _scatter_patches(patches: Tensor, out_hw: Pair, geo: Geometry) -> Tensor:
+    """Sum patches (kh, kw, B, Ho, Wo, *c) into a (B, H, W, *c) canvas: one add per offset."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo.kernel, geo.stride, geo.padding, geo.dilation
-    H, W = out_hw
-    Ho, Wo = geo.out_hw(H, W)
-    B, K, L = cols.shape
-    if K % (kh * kw) or L != Ho * Wo:
-        raise ValueError(f"cols: shape {(B, K, L)} does not fit output {out_hw} with {geo}")
-    c = cols.view(B, K // (kh * kw), kh, kw, Ho, Wo)
-    out = cols.new_zeros(B, K // (kh * kw), H + 2 * ph, W + 2 * pw)  # padded canvas
+    (H, W), (Ho, Wo) = out_hw, patches.shape[3:5]
+    B, tail = patches.shape[2], patches.shape[5:]
+    out = patches.new_zeros(B, H + 2 * ph, W + 2 * pw, *tail)  # padded canvas
     for i in range(kh):
         for j in range(kw):
-            rows = slice(i * dh, i * dh + sh * (Ho - 1) + 1, sh)
-            cols_ = slice(j * dw, j * dw + sw * (Wo - 1) + 1, sw)
-            out[:, :, rows, cols_] += c[:, :, i, j]
-    return out[:, :, ph : ph + H, pw : pw + W].contiguous()  # (B, C, H, W)
+            r = slice(i * dh, i * dh + sh * (Ho - 1) + 1, sh)
+            c = slice(j * dw, j * dw + sw * (Wo - 1) + 1, sw)
+            out[:, r, c] += patches[i, j]
+    return out[:, ph : ph + H, pw : pw + W]
 
 
-def _group_cols(cols: Tensor, groups: int) -> Tensor:
-    """(B, K, L) -> (B, g, K/g, L), a view."""
-    B, K, L = cols.shape
-    return cols.view(B, groups, K // groups, L)
+def col2im(rows: Tensor, batch: int, out_hw: Pair, geo: Geometry, groups: int = 1) -> Tensor:
+    """Adjoint of im2col: sum patch rows (B*Ho*Wo, C*kh*kw) back into (B, C, H, W).
+
+    One strided add per kernel offset (kh*kw of them), each vectorised over all pixels.
+    The result is a channels_last (B, C, H, W) view.
+    """
+    (kh, kw), (Ho, Wo) = geo.kernel, geo.out_hw(*out_hw)
+    N, K = rows.shape
+    if K % (kh * kw * groups) or N != batch * Ho * Wo:
+        raise ValueError(f"rows: shape {(N, K)} does not fit batch {batch}, output {out_hw}")
+    patches = rows.view(batch, Ho, Wo, groups, kh, kw, K // (kh * kw * groups))
+    out = _scatter_patches(patches.permute(4, 5, 0, 1, 2, 3, 6), out_hw, geo)
+    return out.flatten(3).permute(0, 3, 1, 2)  # (B, H, W, g, C/g) -> (B, C, H, W)
 
 
-def _weight_times_cols(w_g: Tensor, cols: Tensor) -> Tensor:
-    """Grouped matmul (g, M, K/g) @ (B, K, L) -> (B, g*M, L)."""
-    B, _, L = cols.shape
-    if w_g.shape[0] == 1:
-        return torch.matmul(w_g[0], cols)  # (M, K) @ (B, K, L) -> (B, M, L)
-    return torch.matmul(w_g, _group_cols(cols, w_g.shape[0])).view(B, -1, L)
+def _group_matmul(rows: Tensor, mats: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Block-diagonal product: rows (N, g*K) @ mats (g, K, M) -> (N, g*M) [+ bias (g*M,)]."""
+    g, K, M = mats.shape
+    if g == 1:
+        return rows @ mats[0] if bias is None else torch.addmm(bias, rows, mats[0])
+    out = torch.bmm(rows.view(-1, g, K).transpose(0, 1), mats)  # (g, N, M)
+    out = out.transpose(0, 1).reshape(-1, g * M)
+    return out if bias is None else out.add_(bias)
 
 
-def _outer_sum(a: Tensor, cols: Tensor, groups: int) -> Tensor:
-    """sum_b a[b] @ cols[b]^T per group: (B, g*M, L), (B, g*K, L) -> (g, M, K)."""
-    a_g, c_g = _group_cols(a, groups), _group_cols(cols, groups)  # (B, g, M, L), (B, g, K, L)
-    return torch.matmul(a_g, c_g.transpose(2, 3)).sum(0)  # (B, g, M, K) -> (g, M, K)
+def _group_outer(a: Tensor, b: Tensor, groups: int) -> Tensor:
+    """Per-group a^T b summed over rows: a (N, g*M), b (N, g*K) -> (g, M, K)."""
+    N = a.shape[0]
+    a_g = a.view(N, groups, -1).permute(1, 2, 0)  # (g, M, N)
+    return torch.bmm(a_g, b.view(N, groups, -1).transpose(0, 1))  # (g, M, K)
+
+
+def _kernel_matrix(w: Tensor, groups: int) -> Tensor:
+    """(Og*g, Cg, kh, kw) -> (g, Og, kh*kw*Cg), columns ordered like im2col's (kh, kw, C/g)."""
+    Og = w.shape[0] // groups
+    return w.view(groups, Og, *w.shape[1:]).permute(0, 1, 3, 4, 2).reshape(groups, Og, -1)
+
+
+def _kernel_tensor(m: Tensor, shape: torch.Size) -> Tensor:
+    """Inverse of _kernel_matrix: (g, Og, kh*kw*Cg) -> (Og*g, Cg, kh, kw)."""
+    Ogg, Cg, kh, kw = shape
+    return m.reshape(Ogg, kh, kw, Cg).permute(0, 3, 1, 2).contiguous()
 
 
 # ----------------------------------------------------------------------------- conv2d
@@ -158,11 +199,11 @@ def _outer_sum(a: Tensor, cols: Tensor, groups: int) -> Tensor:
 
 @dataclass
 class ConvCache:
-    cols: Tensor  # (B, C*kh*kw, L) unfolded input
-    w: Tensor  # (O, C/g, kh, kw)
-    in_hw: Pair
+    cols: Tensor  # (B*Ho*Wo, C*kh*kw) patch rows of the input
+    w_mat: Tensor  # (g, O/g, kh*kw*C/g)
+    w_shape: torch.Size  # (O, C/g, kh, kw)
+    in_shape: tuple[int, int, int, int]
     geo: Geometry
-    groups: int
     has_bias: bool
 
 
@@ -177,38 +218,38 @@ def conv2d_forward(
     dilation: int | Pair = 1,
     groups: int = 1,
 ) -> tuple[Tensor, ConvCache]:
-    """Cross-correlation y = w * x + b. x (B, C, H, W), w (O, C/g, kh, kw) -> y (B, O, Ho, Wo)."""
-    check_shape(x, (None, None, None, None), "x")
+    """Cross-correlation y = w * x + b as one GEMM per group: rows(y) = cols(x) W^T + b.
+
+    x (B, C, H, W), w (O, C/g, kh, kw), b (O,) or None -> y (B, O, Ho, Wo), channels_last.
+    """
     O, Cg, kh, kw = w.shape
     check_shape(x, (None, Cg * groups, None, None), "x")
     _check_groups(groups, out_channels=O, in_channels=x.shape[1])
     _check_bias(b, O)
     geo = Geometry.make((kh, kw), stride, padding, dilation)
     B, _, H, W = x.shape
-    Ho, Wo = geo.out_hw(H, W)
-    cols = im2col(x, geo)  # (B, C*kh*kw, Ho*Wo)
-    y = _weight_times_cols(w.reshape(groups, O // groups, -1), cols)  # (B, O, L)
-    y = y.view(B, O, Ho, Wo)
-    if b is not None:
-        y = y.add_(b.view(1, O, 1, 1))
-    return y, ConvCache(cols, w, (H, W), geo, groups, b is not None)
+    cols = im2col(x, geo, groups)  # (B*Ho*Wo, C*kh*kw)
+    w_mat = _kernel_matrix(w, groups)  # (g, O/g, kh*kw*C/g)
+    y = _group_matmul(cols, w_mat.transpose(1, 2), b)  # (B*Ho*Wo, O)
+    cache = ConvCache(cols, w_mat, w.shape, (B, Cg * groups, H, W), geo, b is not None)
+    return from_rows(y, B, geo.out_hw(H, W)), cache
 
 
 @torch.no_grad()
-def conv2d_backward(dy: Tensor, cache: ConvCache) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Gradients (dx (B, C, H, W), dw (O, C/g, kh, kw), db (O,) or None) of conv2d_forward."""
-    B, K, L = cache.cols.shape
-    O, g = cache.w.shape[0], cache.groups
-    check_shape(dy, (B, O, None, None), "dy")
-    if dy.shape[2] * dy.shape[3] != L:
-        raise ValueError(f"dy: spatial size {tuple(dy.shape[2:])} does not match the forward")
-    dy_flat = dy.reshape(B, O, L)  # (B, O, L)
-    dw = _outer_sum(dy_flat, cache.cols, g).view(cache.w.shape)  # (g, O/g, K/g) -> w layout
-    w_t = cache.w.reshape(g, O // g, K // g).transpose(1, 2)  # (g, K/g, O/g)
-    dcols = _weight_times_cols(w_t, dy_flat)  # (B, K, L)
-    dx = col2im(dcols, cache.in_hw, cache.geo)  # (B, C, H, W)
-    db = dy.sum((0, 2, 3)) if cache.has_bias else None
-    return dx, dw, db
+def conv2d_backward(
+    dy: Tensor, cache: ConvCache, *, need_dx: bool = True
+) -> tuple[Tensor | None, Tensor, Tensor | None]:
+    """dx = col2im(dy W) (B, C, H, W), dw = dy^T cols (O, C/g, kh, kw), db = sum dy (O,)."""
+    B, C, H, W = cache.in_shape
+    g = cache.w_mat.shape[0]
+    check_shape(dy, (B, cache.w_shape[0], *cache.geo.out_hw(H, W)), "dy")
+    dy_rows = to_rows(dy)  # (B*Ho*Wo, O)
+    dw = _kernel_tensor(_group_outer(dy_rows, cache.cols, g), cache.w_shape)
+    db = dy_rows.sum(0) if cache.has_bias else None
+    if not need_dx:
+        return None, dw, db
+    dcols = _group_matmul(dy_rows, cache.w_mat)  # (B*Ho*Wo, C*kh*kw)
+    return col2im(dcols, B, (H, W), cache.geo, g), dw, db
 
 
 # ----------------------------------------------------------------------------- conv_transpose2d
@@ -216,11 +257,12 @@ def conv2d_backward(dy: Tensor, cache: ConvCache) -> tuple[Tensor, Tensor, Tenso
 
 @dataclass
 class ConvTCache:
-    x: Tensor  # (B, C, H, W)
-    w: Tensor  # (C, O/g, kh, kw)
+    x_rows: Tensor  # (B*H*W, C) input pixel rows
+    w_mat: Tensor  # (g, C/g, kh*kw*O/g)
+    w_shape: torch.Size  # (C, O/g, kh, kw)
+    in_shape: tuple[int, int, int, int]
     out_hw: Pair
     geo: Geometry
-    groups: int
     has_bias: bool
 
 
@@ -255,42 +297,42 @@ def conv_transpose2d_forward(
     dilation: int | Pair = 1,
     groups: int = 1,
 ) -> tuple[Tensor, ConvTCache]:
-    """Transposed conv (the input-gradient of conv2d).
+    """Transposed conv, the input-gradient of conv2d: y = col2im(rows(x) W) + b.
 
-    x (B, C, H, W), w (C, O/g, kh, kw), b (O,) -> y (B, O, Ho, Wo).
+    x (B, C, H, W), w (C, O/g, kh, kw), b (O,) or None -> y (B, O, Ho, Wo), channels_last.
     """
-    check_shape(x, (None, w.shape[0], None, None), "x")
     C, Og, kh, kw = w.shape
+    check_shape(x, (None, C, None, None), "x")
     _check_groups(groups, in_channels=C)
-    O = Og * groups
-    _check_bias(b, O)
+    _check_bias(b, Og * groups)
     geo = Geometry.make((kh, kw), stride, padding, dilation)
     op = pair(output_padding, "output_padding")
     _check_output_padding(op, geo)
     B, _, H, W = x.shape
     out_hw = conv_transpose_out_hw((H, W), geo, op)
-    w_t = w.reshape(groups, C // groups, -1).transpose(1, 2)  # (g, O/g*kh*kw, C/g)
-    cols = _weight_times_cols(w_t, x.reshape(B, C, H * W))  # (B, O*kh*kw, H*W)
-    y = col2im(cols, out_hw, geo)  # (B, O, Ho, Wo)
+    x_rows = to_rows(x)  # (B*H*W, C)
+    w_mat = _kernel_matrix(w, groups)  # (g, C/g, kh*kw*O/g)
+    y = col2im(_group_matmul(x_rows, w_mat), B, out_hw, geo, groups)  # (B, O, Ho, Wo)
     if b is not None:
-        y = y.add_(b.view(1, O, 1, 1))
-    return y, ConvTCache(x, w, out_hw, geo, groups, b is not None)
+        y = y + b.view(1, -1, 1, 1)
+    return y, ConvTCache(x_rows, w_mat, w.shape, (B, C, H, W), out_hw, geo, b is not None)
 
 
 @torch.no_grad()
 def conv_transpose2d_backward(
-    dy: Tensor, cache: ConvTCache
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Gradients (dx (B, C, H, W), dw (C, O/g, kh, kw), db (O,) or None) of the transposed conv."""
-    B, C, H, W = cache.x.shape
-    g = cache.groups
-    check_shape(dy, (B, cache.w.shape[1] * g, *cache.out_hw), "dy")
-    dcols = im2col(dy, cache.geo)  # (B, O*kh*kw, H*W)
-    x_flat = cache.x.reshape(B, C, H * W)  # (B, C, L)
-    dw = _outer_sum(x_flat, dcols, g).view(cache.w.shape)  # (g, C/g, O/g*kh*kw) -> w layout
-    dx = _weight_times_cols(cache.w.reshape(g, C // g, -1), dcols)  # (B, C, H*W)
+    dy: Tensor, cache: ConvTCache, *, need_dx: bool = True
+) -> tuple[Tensor | None, Tensor, Tensor | None]:
+    """dx = cols(dy) W^T (B, C, H, W), dw = x^T cols(dy) (C, O/g, kh, kw), db = sum dy (O,)."""
+    B, C, H, W = cache.in_shape
+    g = cache.w_mat.shape[0]
+    check_shape(dy, (B, cache.w_shape[1] * g, *cache.out_hw), "dy")
+    dcols = im2col(dy, cache.geo, g)  # (B*H*W, O*kh*kw)
+    dw = _kernel_tensor(_group_outer(cache.x_rows, dcols, g), cache.w_shape)
     db = dy.sum((0, 2, 3)) if cache.has_bias else None
-    return dx.view(B, C, H, W), dw, db
+    if not need_dx:
+        return None, dw, db
+    dx = _group_matmul(dcols, cache.w_mat.transpose(1, 2))  # (B*H*W, C)
+    return from_rows(dx, B, (H, W)), dw, db
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -298,7 +340,7 @@ def conv_transpose2d_backward(
 
 @dataclass
 class PoolCache:
-    saved: Tensor  # max: argmax (B, C, L); avg: divisor (1, 1, L) or scalar tensor
+    saved: Tensor  # max: argmax offset (1, B*Ho*Wo*C); avg: divisor, scalar or (Ho*Wo, 1)
     in_shape: tuple[int, int, int, int]
     geo: Geometry
 
@@ -308,12 +350,6 @@ def _pool_geometry(kernel_size, stride, padding, dilation) -> Geometry:
     if any(p > k // 2 for p, k in zip(geo.padding, geo.kernel, strict=True)):
         raise ValueError(f"padding: {geo.padding} must be at most half of kernel {geo.kernel}")
     return geo
-
-
-def _windows(x: Tensor, geo: Geometry, pad_value: float) -> Tensor:
-    """Pooling windows of x (B, C, H, W) as (B, C, kh*kw, L), padding with `pad_value`."""
-    B, C = x.shape[:2]
-    return im2col(x, geo, pad_value).view(B, C, geo.area(), -1)
 
 
 @torch.no_grad()
@@ -329,21 +365,28 @@ def max_pool2d_forward(
     check_shape(x, (None, None, None, None), "x")
     geo = _pool_geometry(kernel_size, stride, padding, dilation)
     B, C, H, W = x.shape
-    Ho, Wo = geo.out_hw(H, W)
-    y, idx = _windows(x, geo, float("-inf")).max(dim=2)  # (B, C, L), index into kh*kw
-    return y.view(B, C, Ho, Wo), PoolCache(idx, (B, C, H, W), geo)
+    y, idx = window_stack(x, geo, float("-inf")).max(dim=0, keepdim=True)  # (1, B*Ho*Wo*C)
+    y = from_rows(y.view(-1, C), B, geo.out_hw(H, W))
+    return y, PoolCache(idx, (B, C, H, W), geo)
 
 
 @torch.no_grad()
 def max_pool2d_backward(dy: Tensor, cache: PoolCache) -> Tensor:
     """dx (B, C, H, W): each dy routed to its window's argmax (summed where windows overlap)."""
     B, C, H, W = cache.in_shape
-    idx = cache.saved  # (B, C, L)
-    check_shape(dy, (B, C, None, None), "dy")
-    L = idx.shape[2]
-    dcols = dy.new_zeros(B, C, cache.geo.area(), L)  # (B, C, kh*kw, L)
-    dcols.scatter_(2, idx.unsqueeze(2), dy.reshape(B, C, 1, L))
-    return col2im(dcols.view(B, -1, L), (H, W), cache.geo)  # (B, C, H, W)
+    Ho, Wo = cache.geo.out_hw(H, W)
+    check_shape(dy, (B, C, Ho, Wo), "dy")
+    idx = cache.saved  # (1, B*Ho*Wo*C), kernel offset of each max
+    dstack = dy.new_zeros(cache.geo.area(), idx.shape[1])  # (kh*kw, B*Ho*Wo*C)
+    dstack.scatter_(0, idx, to_rows(dy).view(1, -1))
+    return _unstack(dstack, (B, C, H, W), cache.geo)
+
+
+def _unstack(dstack: Tensor, in_shape: tuple[int, int, int, int], geo: Geometry) -> Tensor:
+    """Adjoint of window_stack: (kh*kw, B*Ho*Wo*C) -> (B, C, H, W), channels_last."""
+    B, C, H, W = in_shape
+    patches = dstack.view(*geo.kernel, B, *geo.out_hw(H, W), C)  # (kh, kw, B, Ho, Wo, C)
+    return _scatter_patches(patches, (H, W), geo).permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
@@ -362,20 +405,22 @@ def avg_pool2d_forward(
     Ho, Wo = geo.out_hw(H, W)
     if count_include_pad:
         divisor = x.new_tensor(float(geo.area()))
-    else:  # number of real (non-padding) pixels in each window: (1, 1, L)
-        divisor = _windows(x.new_ones(1, 1, H, W), geo, 0.0).sum(2)
-    y = _windows(x, geo, 0.0).sum(2) / divisor  # (B, C, L)
-    return y.view(B, C, Ho, Wo), PoolCache(divisor, (B, C, H, W), geo)
+    else:  # number of real (non-padding) pixels in each window: (Ho*Wo, 1)
+        divisor = window_stack(x.new_ones(1, 1, H, W), geo, 0.0).sum(0).view(-1, 1)
+    sums = window_stack(x, geo, 0.0).sum(0).view(B, Ho * Wo, C)  # (B, Ho*Wo, C)
+    y = from_rows((sums / divisor).view(-1, C), B, (Ho, Wo))
+    return y, PoolCache(divisor, (B, C, H, W), geo)
 
 
 @torch.no_grad()
 def avg_pool2d_backward(dy: Tensor, cache: PoolCache) -> Tensor:
     """dx (B, C, H, W): dy / divisor spread evenly over each window."""
     B, C, H, W = cache.in_shape
-    check_shape(dy, (B, C, None, None), "dy")
-    share = dy.reshape(B, C, 1, -1) / cache.saved  # (B, C, 1, L)
-    dcols = share.expand(B, C, cache.geo.area(), share.shape[-1]).reshape(B, -1, share.shape[-1])
-    return col2im(dcols, (H, W), cache.geo)  # (B, C, H, W)
+    Ho, Wo = cache.geo.out_hw(H, W)
+    check_shape(dy, (B, C, Ho, Wo), "dy")
+    share = to_rows(dy).view(B, Ho * Wo, C) / cache.saved  # (B, Ho*Wo, C)
+    dstack = share.view(1, -1).expand(cache.geo.area(), share.numel())  # (kh*kw, B*Ho*Wo*C)
+    return _unstack(dstack, (B, C, H, W), cache.geo)
 
 
 # ----------------------------------------------------------------------------- dense ops
@@ -407,16 +452,16 @@ def linear_backward(dy: Tensor, cache: LinearCache) -> tuple[Tensor, Tensor, Ten
 
 @torch.no_grad()
 def relu_forward(x: Tensor) -> tuple[Tensor, Tensor]:
-    """y = max(x, 0); the cache is the mask x > 0 (same shape as x)."""
-    mask = x > 0
-    return x * mask, mask
+    """y = max(x, 0); the cache is y (y > 0 exactly where x > 0)."""
+    y = torch.relu(x)
+    return y, y
 
 
 @torch.no_grad()
-def relu_backward(dy: Tensor, mask: Tensor) -> Tensor:
+def relu_backward(dy: Tensor, y: Tensor) -> Tensor:
     """dx = dy where x > 0, else 0."""
-    check_shape(dy, tuple(mask.shape), "dy")
-    return dy * mask
+    check_shape(dy, tuple(y.shape), "dy")
+    return dy.masked_fill(y <= 0, 0.0)
 
 
 @torch.no_grad()

@@ -1,0 +1,50 @@
+# genlab: `make repro` runs the pipeline, `make test` the fast tests; both set everything up.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup data-source repro test test-all lint ui bench check-params clean-tracking
+
+setup: $(VENV)/.installed data-source
+
+# Exact versions from requirements.lock (pip freeze of a working install).
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist when we can install it (root on Debian);
+# otherwise the fetch stage falls back to torchvision's download.
+data-source:
+	@if [ ! -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing dataset-fashion-mnist with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "note: $(FMNIST_DIR) missing; the fetch stage will try torchvision's download"; fi; \
+	fi
+
+repro: setup
+	dvc repro
+
+check-params: setup
+	$(PY) -m stages.check_params
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m "not gpu"
+
+lint: setup
+	$(VENV)/bin/ruff check src stages tests benchmarks
+
+ui: setup
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db -w 1 --host 127.0.0.1 --port 5000
+
+bench: setup
+	$(PY) benchmarks/bench_scratch_conv.py

@@ -1,0 +1,97 @@
+"""The real pipeline end to end: `dvc repro` on tiny params in a temp git repo with a temp
+SQLite MLflow store, then a no-op repro, then `dvc exp run -S` visible in DVC and MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.e2e.conftest import make_env, make_workspace, run
+
+STAGES = ["fetch", "preprocess", "evaluator", "report"] + [
+    f"{kind}@{m}" for kind in ("train", "evaluate") for m in ("ae", "dae", "ae_toy", "dae_toy")]
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory, migrated_db):
+    import shutil
+
+    ws = make_workspace(tmp_path_factory.mktemp("pipeline") / "repo", git=True)
+    db = ws.parent / "mlflow.db"
+    shutil.copy(migrated_db, db)
+    env = make_env(f"sqlite:///{db}")
+    out = run(["dvc", "repro"], ws, env, timeout=900)
+    return ws, env, f"sqlite:///{db}", out.stdout
+
+
+def _runs(uri) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("genlab")
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_outputs_exist_and_are_finite(repro):
+    ws, *_ = repro
+    for model in ("evaluator", "ae", "dae", "ae_toy", "dae_toy"):
+        metrics = json.loads((ws / f"metrics/{model}.json").read_text())
+        assert metrics and all(math.isfinite(v) for v in metrics.values()
+                               if isinstance(v, float)), model
+    assert (ws / "figures/ae/reconstructions.png").stat().st_size > 1000
+    assert (ws / "figures/dae/denoise_s0.5.png").exists()
+    assert (ws / "figures/ae_toy/scatter.png").exists()
+    assert (ws / "figures/evaluator/loss.png").exists()
+    assert (ws / "data/samples/ae.npz").exists()
+    summary = pd.read_csv(ws / "metrics/summary.csv", index_col="model")
+    assert set(summary.index) == {"evaluator", "ae", "dae", "ae_toy", "dae_toy"}
+    html = (ws / "reports/index.html").read_text()
+    assert "data:image/png;base64," in html and "not comparable to Inception FID" in html
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+
+
+def test_dae_denoises_better_than_ae_at_high_noise(repro):
+    ws, *_ = repro
+    ae = json.loads((ws / "metrics/ae.json").read_text())
+    assert ae["recon_mse_s0.5"] > ae["recon_mse"]  # noise hurts a plain AE
+
+
+def test_mlflow_has_one_parent_with_a_child_per_stage(repro):
+    _, _, uri, _ = repro
+    runs = _runs(uri)
+    parents = [r for r in runs if "genlab_pipeline" in r.data.tags]
+    assert len(parents) == 1
+    children = {r.info.run_name: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert set(children) == set(STAGES)
+    train = children["train@ae"]
+    assert train.data.params["train.ae.lr"] == "0.002"
+    assert math.isfinite(train.data.metrics["train_loss"])
+    assert any(k.startswith("out.models/ae.pt") for k in train.data.tags)
+    assert all(r.info.status == "FINISHED" for r in children.values())
+
+
+def test_second_repro_is_a_noop(repro):
+    ws, env, *_ = repro
+    out = run(["dvc", "repro"], ws, env).stdout
+    assert "Running stage" not in out and "up to date" in out
+
+
+def test_exp_run_is_visible_in_dvc_and_mlflow(repro):
+    ws, env, uri, _ = repro
+    run(["dvc", "exp", "run", "-n", "lr-sweep-1", "-S", "train.ae.lr=0.003"], ws, env)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], ws, env).stdout)
+    names = [e.get("name") for b in shown for e in (b.get("experiments") or [])
+             for e in [e] + (e.get("revs") or [])]
+    assert "lr-sweep-1" in json.dumps(shown), names
+    runs = _runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("genlab_pipeline") == "lr-sweep-1"]
+    assert parent.info.run_name == "lr-sweep-1"
+    children = {r.info.run_name: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert {"train@ae", "evaluate@ae", "report"} <= set(children)
+    assert children["train@ae"].data.params["train.ae.lr"] == "0.003"

@@ -1,0 +1,130 @@
+"""The generic loop: schedule, batch order, exact in-process resume, checkpoint safety."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import pytest
+import torch
+
+from genlab.config import LoopConfig
+from genlab.models.ae import MLPAutoencoder
+from genlab.objectives.ae import DenoisingLoss
+from genlab.training.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from genlab.training.loop import EpochBatches, RunSpec, lr_factor, train
+
+CFG = LoopConfig(steps=24, batch_size=16, lr=3e-3, warmup_steps=4, ckpt_every=8, log_every=4,
+                 ema_half_life=200.0)
+
+
+def test_lr_factor_warmup_then_cosine():
+    assert lr_factor(0, CFG) == pytest.approx(0.25)
+    assert lr_factor(3, CFG) == pytest.approx(1.0)
+    assert lr_factor(4, CFG) == pytest.approx(1.0)
+    assert lr_factor(14, CFG) == pytest.approx(0.5)  # half-way through the cosine
+    assert lr_factor(24, CFG) == pytest.approx(0.0, abs=1e-12)
+    const = dataclasses.replace(CFG, decay="constant")
+    assert lr_factor(20, const) == 1.0
+
+
+def test_epoch_batches_cover_each_epoch_once_and_repeat_by_step():
+    a, b = EpochBatches(50, 10, seed=3), EpochBatches(50, 10, seed=3)
+    epoch0 = torch.cat([a(s) for s in range(5)])
+    assert sorted(epoch0.tolist()) == list(range(50))
+    assert not torch.equal(a(5), a(0))  # a new permutation next epoch
+    assert torch.equal(b(7), a(7))  # depends only on (seed, step)
+    with pytest.raises(ValueError, match="larger than the data set"):
+        EpochBatches(5, 10, 0)
+
+
+def _setup(tmp_path, name="ck"):
+    torch.manual_seed(0)
+    data = torch.randn(200, 2)
+    order = EpochBatches(200, CFG.batch_size, seed=1)
+    net = MLPAutoencoder(dim=2, hidden=16, depth=2, latent=1)
+    run = RunSpec(seed=1, device=torch.device("cpu"), ckpt_path=tmp_path / name / "last.pt",
+                  config_hash="h1", progress=False)
+    return net, (lambda step: (data[order(step)], None)), run
+
+
+def _flat(sd: dict) -> torch.Tensor:
+    return torch.cat([v.flatten().float() for v in sd.values()])
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    net_a, batches, run_a = _setup(tmp_path, "a")
+    full = train(net_a, DenoisingLoss((0.1, 0.3)), batches, CFG, run_a)
+
+    # The same run crashes right after its step-16 checkpoint, then a fresh setup resumes it.
+    net_b, batches_b, run_b = _setup(tmp_path, "b")
+    assert _stop_after(net_b, batches_b, run_b, steps=16) == 16
+    torch.manual_seed(123)  # global RNG must not matter: state is restored from the checkpoint
+    net_c, batches_c, _ = _setup(tmp_path, "b")
+    resumed = train(net_c, DenoisingLoss((0.1, 0.3)), batches_c, CFG, run_b)
+    assert resumed.resumed_from == 16
+    assert torch.equal(_flat(net_c.state_dict()), _flat(full.net.state_dict()))
+    assert torch.equal(_flat(resumed.ema.state_dict()), _flat(full.ema.state_dict()))
+    assert [r["step"] for r in resumed.history] == [r["step"] for r in full.history]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(net, batches, run, steps):
+    """Run the full config but crash right after the checkpoint at `steps`."""
+
+    def on_checkpoint(step):
+        if step == steps:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(net, DenoisingLoss((0.1, 0.3)), batches, CFG,
+              dataclasses.replace(run, on_checkpoint=on_checkpoint))
+    return load_checkpoint(run.ckpt_path)["step"]
+
+
+def test_checkpoint_of_other_params_is_set_aside(tmp_path):
+    net, batches, run = _setup(tmp_path)
+    train(net, DenoisingLoss((0.1,)), batches, dataclasses.replace(CFG, steps=8), run)
+    net2, batches2, run2 = _setup(tmp_path)
+    run2 = dataclasses.replace(run2, config_hash="h2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(net2, DenoisingLoss((0.1,)), batches2, dataclasses.replace(CFG, steps=8),
+                       run2)
+    assert result.resumed_from == 0
+    assert any("other params" in str(w.message) for w in caught)
+    assert (run.ckpt_path.parent / "last.stale-h1.pt").exists()
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    save_atomic({"step": 1, "w": torch.ones(1000)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+
+
+def test_save_atomic_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "x.pt"
+    save_atomic({"a": torch.zeros(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_atomic({"a": Unpicklable()}, path)
+    assert torch.equal(load_checkpoint(path)["a"], torch.zeros(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]  # no temp files left
+
+
+def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    import argparse
+
+    torch.save({"obj": argparse.Namespace(a=1)}, path)
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(path)
