@@ -461,7 +461,8 @@ class EvaluateConfig:
 # ---------------------------------------------------------------------------------------------
 # The whole file.
 
-TOP_LEVEL = ("seed", "runtime", "tracking", "data", "evaluator", "train", "evaluate")
+TOP_LEVEL = ("seed", "runtime", "tracking", "data", "evaluator", "train", "evaluate", "concepts",
+             "scratch")
 
 
 def check_top_level(params: dict, known: tuple[str, ...]) -> None:
@@ -475,3 +476,29 @@ def load_seed(params: dict) -> int:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
     return seed
+
+
+# ---------------------------------------------------------------------------------------------
+# Foundations: the concepts demonstrations and the from-scratch CNN / autoencoder.
+
+
+@dataclass(frozen=True)
+class ConceptsConfig:
+    dims: tuple[int, ...] = knob(factory=lambda: (2, 5), doc="optimiser test-function dimensions",
+                                 check=lambda d: len(d) > 0 and all(x >= 2 for x in d),
+                                 rule="must be a non-empty list of ints >= 2")
+    budget: int = knob(6000, doc="function evaluations per optimiser, function and dimension",
+                       check=lambda x: x >= 50, rule="must be >= 50")
+    n_chains: int = knob(64, doc="parallel MCMC chains per sampler", check=positive,
+                         rule="must be > 0")
+    n_steps: int = knob(1000, doc="MCMC steps (first 20% burn-in)", check=lambda x: x >= 10,
+                        rule="must be >= 10")
+    ksg_n: int = knob(1000, doc="KSG mutual-information sample size (O(n^2) memory)",
+                      check=lambda x: 10 <= x <= 5000, rule="must be in [10, 5000]")
+    ksg_k: int = knob(3, doc="KSG neighbours", check=positive, rule="must be > 0")
+    n_rho: int = knob(8, doc="correlations on the KSG-vs-truth curve", check=lambda x: x >= 2,
+                      rule="must be >= 2")
+    sde_particles: int = knob(5000, doc="particles of the diffusion-process demos",
+                              check=lambda x: x >= 10, rule="must be >= 10")
+    sde_steps: int = knob(500, doc="Euler-Maruyama steps", check=lambda x: x >= 10,
+                          rule="must be >= 10")

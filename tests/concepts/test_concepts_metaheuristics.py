@@ -105,3 +105,6 @@ def test_bad_choices_raise():
     with pytest.raises(ValueError, match="n_elite"):
         mh.genetic_algorithm(mh.rastrigin, dim=2, low=-1, high=1, pop_size=4, n_elite=4,
                              generator=torch.Generator())
+    with pytest.raises(ValueError, match="n_particles"):
+        mh.particle_swarm(mh.rastrigin, dim=2, low=-1, high=1, n_particles=0,
+                          generator=torch.Generator())

@@ -296,7 +296,8 @@ def demo_likelihood(out_dir: Path, *, seed: int) -> dict[str, float]:
     _save(fig, out_dir / "likelihood.png")
     gw, gb = lik.logistic_grad(logi.weight, logi.bias, X, yb.double(), l2=1e-3)
     acc = float(((X @ soft.weight + soft.bias).argmax(1) == y).double().mean())
-    return {"likelihood/bernoulli_map_err": abs(map_[-1] - 0.3),
+    return {"likelihood/bernoulli_mle_err": abs(mle[-1] - 0.3),
+            "likelihood/bernoulli_map_err": abs(map_[-1] - 0.3),
             "likelihood/logistic_grad_norm": float(torch.cat([gw, gb[None]]).norm()),
             "likelihood/softmax_final_loss": soft.losses[-1], "likelihood/softmax_train_acc": acc}
 

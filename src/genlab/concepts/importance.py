@@ -1,7 +1,7 @@
 """Importance sampling, self-normalised IS, Kish's effective sample size and the IWAE bound.
 
-Owen, Monte Carlo theory, methods and examples (2013), Ch. 9 (Eq. 9.3 IS, 9.8 SNIS, 9.13 Kish
-ESS); Burda, Grosse and Salakhutdinov, Importance weighted autoencoders (2016), Eq. 8.
+Owen, Monte Carlo theory, methods and examples (2013), Ch. 9 (IS, SNIS, Kish's ESS);
+Burda, Grosse and Salakhutdinov, Importance weighted autoencoders (2016), Eq. 8.
 Weights are handled in log space throughout: log_w = log p(x) - log q(x).
 """
 
@@ -39,7 +39,7 @@ def normalised_weights(log_w: torch.Tensor) -> torch.Tensor:
 
 
 def self_normalised_estimate(f_values: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
-    """SNIS: sum_i w_i f(x_i) / sum_i w_i (Owen Eq. 9.8); consistent, bias O(1/n)."""
+    """SNIS: sum_i w_i f(x_i) / sum_i w_i (Owen Ch. 9); consistent, bias O(1/n)."""
     return (normalised_weights(log_w) * f_values).sum()
 
 

@@ -114,7 +114,7 @@ class NormalInverseGamma:
 
 
 def nig_posterior(x: torch.Tensor, *, prior: NormalInverseGamma) -> NormalInverseGamma:
-    """Conjugate update of a NIG prior with Gaussian data x: (n,) (Murphy 2007, Eq. 85-89)."""
+    """Conjugate update of a NIG prior with Gaussian data x: (n,) (Murphy 2007, NIG section)."""
     for name in ("kappa", "alpha", "beta"):
         _check_positive(name, getattr(prior, name))
     x = x.double()

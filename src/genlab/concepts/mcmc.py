@@ -2,7 +2,8 @@
 
 Metropolis et al. (1953) / Hastings (1970); ULA and MALA as in Roberts and Tweedie (1996);
 HMC with leapfrog as in Neal, MCMC using Hamiltonian dynamics (2011), Eq. 5.18-5.20; effective
-sample size from Geyer's initial positive sequence (Geyer, Practical MCMC, 1992, Sec. 3.3).
+sample size from Geyer's initial positive sequence (Geyer, Practical Markov chain Monte Carlo,
+1992).
 Every sampler runs C independent chains at once: states are (C, D), samples are (n, C, D).
 Targets: correlated Gaussian, twisted-Gaussian "banana" (Haario et al. 1999), Gaussian mixture.
 """

@@ -75,6 +75,12 @@ def _uniform(n: int, dim: int, low: float, high: float, g: torch.Generator) -> t
     return low + (high - low) * torch.rand(n, dim, generator=g, dtype=torch.float64)
 
 
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 # --------------------------------------------------------------------------- momentum baseline
 
 
@@ -102,7 +108,7 @@ def gradient_descent_momentum(
         x, fx = x.detach(), float(fx.detach())
         if fx < best_f:
             best_x, best_f = x.clone(), fx
-        v = momentum * v - lr * grad  # Eq. of heavy-ball momentum
+        v = momentum * v - lr * grad  # heavy-ball velocity
         x = x + v
         history.append(best_f)
     return OptResult(best_x, best_f, history, evals_per_iter=1)
@@ -117,6 +123,7 @@ def particle_swarm(
     generator: torch.Generator,
 ) -> OptResult:
     """Global-best PSO with inertia weight, positions clamped to the box [low, high]^dim."""
+    _check_sizes(dim=dim, n_particles=n_particles, n_iters=n_iters)
     x = _uniform(n_particles, dim, low, high, generator)  # (P, D)
     v = 0.1 * (high - low) * (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1)
     p_best, p_val = x.clone(), f(x)  # personal bests (P, D), (P,)
@@ -163,7 +170,7 @@ def temperature_schedule(kind: str, *, t0: float, t_min: float, n_steps: int) ->
 
 
 def annealed_langevin_sigmas(*, sigma_max: float, sigma_min: float, n_levels: int) -> torch.Tensor:
-    """Geometric noise levels of annealed Langevin dynamics (Song and Ermon 2019, Sec. 4.1).
+    """Geometric noise levels of annealed Langevin dynamics (Song and Ermon 2019, Algorithm 1).
 
     Langevin at level i targets exp(-f / T) with T = 1 (data density smoothed by sigma_i), taking
     steps alpha_i = eps sigma_i^2 / sigma_L^2 and injecting noise sqrt(2 alpha_i): the injected
@@ -184,6 +191,7 @@ def simulated_annealing(
     T_k, Kirkpatrick 1983). The proposal std step_size * (high - low) * sqrt(T_k / t0) mirrors
     Langevin noise sqrt(2 eps T): both shrink with the square root of the temperature.
     """
+    _check_sizes(dim=dim, n_chains=n_chains, n_iters=n_iters)
     temps = temperature_schedule(schedule, t0=t0, t_min=t_min, n_steps=n_iters)
     x = _uniform(n_chains, dim, low, high, generator)  # (C, D)
     fx = f(x)
@@ -222,6 +230,8 @@ def genetic_algorithm(
     mutation_scale is relative to the box width and decays linearly to 10% over the run, so
     the search goes from exploration to local refinement. The n_elite best survive unchanged.
     """
+    _check_sizes(dim=dim, pop_size=pop_size, n_generations=n_generations,
+                 tournament_size=tournament_size)
     if not 0 <= n_elite < pop_size:
         raise ValueError(f"n_elite must be in [0, pop_size), got {n_elite}")
     g, width = generator, high - low

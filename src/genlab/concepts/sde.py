@@ -1,7 +1,7 @@
 """Forward diffusion SDEs (VE, VP) by Euler-Maruyama; the reverse-time SDE with an exact score.
 
 Song et al., Score-based generative modeling through stochastic differential equations (ICLR
-2021): VE SDE Eq. 9 / 30, VP SDE Eq. 11 / 32, reverse-time SDE Eq. 6 (Anderson 1982). Under
+2021): VE SDE Eq. 9, VP SDE Eq. 11, reverse-time SDE Eq. 6 (Anderson 1982). Under
 either forward process x_t | x_0 ~ N(alpha(t) x_0, v(t) I), so a Gaussian mixture stays a
 Gaussian mixture with means alpha mu_k and variances alpha^2 s_k^2 + v: its score is exact.
 """
@@ -36,7 +36,7 @@ class VESDE:
         return self.sigma(t) * math.sqrt(2 * math.log(self.sigma_max / self.sigma_min))
 
     def marginal(self, t: float) -> tuple[float, float]:
-        """(alpha, v): x_t | x_0 ~ N(x_0, sigma(t)^2 - sigma(0)^2) (Song 2021, Eq. 30)."""
+        """(alpha, v): x_t | x_0 ~ N(x_0, sigma(t)^2 - sigma(0)^2) (Song 2021, Appendix B)."""
         return 1.0, self.sigma(t) ** 2 - self.sigma_min**2
 
 
@@ -58,7 +58,7 @@ class VPSDE:
         return math.sqrt(self.beta(t))
 
     def marginal(self, t: float) -> tuple[float, float]:
-        """(alpha, 1 - alpha^2) with alpha = exp(-1/2 int_0^t beta) (Song 2021, Eq. 33)."""
+        """(alpha, 1 - alpha^2) with alpha = exp(-1/2 int_0^t beta) (Song 2021, Appendix B)."""
         integral = self.beta_min * t + 0.5 * t * t * (self.beta_max - self.beta_min)
         alpha = math.exp(-0.5 * integral)
         return alpha, 1.0 - alpha * alpha

@@ -15,13 +15,11 @@ class ConvAutoencoder(nn.Module):
     stride-2 transposed convs (output_padding restores odd sides, e.g. 7 -> 14 -> 28).
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,  # image channels
-        size: int = 28,  # image side (square)
-        widths: tuple[int, ...] = (32, 64),  # channels per stride-2 level
-        latent: int = 32,
-    ):  # bottleneck size
+    def __init__(self,
+                 in_channels: int = 1,                  # image channels
+                 size: int = 28,                        # image side (square)
+                 widths: tuple[int, ...] = (32, 64),    # channels per stride-2 level
+                 latent: int = 32):                     # bottleneck size
         super().__init__()
         sides = [size]
         for _ in widths:
@@ -75,13 +73,11 @@ def mlp(d_in: int, hidden: int, depth: int, d_out: int) -> nn.Sequential:
 class MLPAutoencoder(nn.Module):
     """Points (B, D) -> latent (B, latent) -> reconstruction (B, D)."""
 
-    def __init__(
-        self,
-        dim: int = 2,  # data dimension
-        hidden: int = 128,  # hidden width of encoder and decoder
-        depth: int = 3,  # hidden layers per side
-        latent: int = 1,
-    ):  # bottleneck size (1 for a 2-D set: a curve)
+    def __init__(self,
+                 dim: int = 2,          # data dimension
+                 hidden: int = 128,     # hidden width of encoder and decoder
+                 depth: int = 3,        # hidden layers per side
+                 latent: int = 1):      # bottleneck size (1 for a 2-D set: a curve)
         super().__init__()
         self.encoder = mlp(dim, hidden, depth, latent)
         self.decoder = mlp(latent, hidden, depth, dim)

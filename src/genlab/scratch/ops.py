@@ -106,10 +106,13 @@ def from_rows(rows: Tensor, batch: int, hw: Pair) -> Tensor:
     return rows.view(batch, *hw, rows.shape[1]).permute(0, 3, 1, 2)
 
 
-def _window_view(x: Tensor, geo: Geometry, pad_value: float) -> Tensor:
-    """All sliding windows of x (B, C, H, W) as a strided view (B, Ho, Wo, C, kh, kw)."""
+def _window_view(x: Tensor, geo: Geometry, pad_value: float, grid: Pair | None) -> Tensor:
+    """Sliding windows of x (B, C, H, W) as a strided view (B, Ho, Wo, C, kh, kw).
+
+    `grid` (Ho, Wo) keeps only the first windows; default: all that fit.
+    """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo.kernel, geo.stride, geo.padding, geo.dilation
-    Ho, Wo = geo.out_hw(*x.shape[2:])
+    Ho, Wo = geo.out_hw(*x.shape[2:]) if grid is None else grid
     x = x.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous when x is channels_last
     if ph or pw:
         x = F.pad(x, (0, 0, pw, pw, ph, ph), value=pad_value)
@@ -117,7 +120,7 @@ def _window_view(x: Tensor, geo: Geometry, pad_value: float) -> Tensor:
     return v[:, :Ho, :Wo, :, ::dh, ::dw]
 
 
-def im2col(x: Tensor, geo: Geometry, groups: int = 1) -> Tensor:
+def im2col(x: Tensor, geo: Geometry, groups: int = 1, grid: Pair | None = None) -> Tensor:
     """Patch rows of x (B, C, H, W): (B*Ho*Wo, K) with K = C*kh*kw ordered (g, kh, kw, C/g).
 
     Row (b, h, w), column (g, i, j, c) holds x_pad[b, g*C/g + c, h*s + i*d, w*s + j*d]; the
@@ -125,14 +128,14 @@ def im2col(x: Tensor, geo: Geometry, groups: int = 1) -> Tensor:
     and the copy runs over contiguous (kw, C) strips. One strided view + one copy.
     """
     B, C = x.shape[:2]
-    v = _window_view(x, geo, 0.0)  # (B, Ho, Wo, C, kh, kw)
+    v = _window_view(x, geo, 0.0, grid)  # (B, Ho, Wo, C, kh, kw)
     v = v.unflatten(3, (groups, C // groups))  # (B, Ho, Wo, g, C/g, kh, kw)
     return v.permute(0, 1, 2, 3, 5, 6, 4).reshape(-1, C * geo.area())
 
 
 def window_stack(x: Tensor, geo: Geometry, pad_value: float) -> Tensor:
     """Windows of x (B, C, H, W) stacked by kernel offset: (kh*kw, B*Ho*Wo*C), for pooling."""
-    v = _window_view(x, geo, pad_value)  # (B, Ho, Wo, C, kh, kw)
+    v = _window_view(x, geo, pad_value, None)  # (B, Ho, Wo, C, kh, kw)
     return v.permute(4, 5, 0, 1, 2, 3).reshape(geo.area(), -1)
 
 
@@ -150,13 +153,20 @@ def _scatter_patches(patches: Tensor, out_hw: Pair, geo: Geometry) -> Tensor:
     return out[:, ph : ph + H, pw : pw + W]
 
 
-def col2im(rows: Tensor, batch: int, out_hw: Pair, geo: Geometry, groups: int = 1) -> Tensor:
+def col2im(
+    rows: Tensor,
+    batch: int,
+    out_hw: Pair,
+    geo: Geometry,
+    groups: int = 1,
+    grid: Pair | None = None,
+) -> Tensor:
     """Adjoint of im2col: sum patch rows (B*Ho*Wo, C*kh*kw) back into (B, C, H, W).
 
-    One strided add per kernel offset (kh*kw of them), each vectorised over all pixels.
-    The result is a channels_last (B, C, H, W) view.
+    (Ho, Wo) = `grid`, default geo.out_hw(H, W). One strided add per kernel offset
+    (kh*kw of them), each vectorised over all pixels. Returns a channels_last view.
     """
-    (kh, kw), (Ho, Wo) = geo.kernel, geo.out_hw(*out_hw)
+    (kh, kw), (Ho, Wo) = geo.kernel, geo.out_hw(*out_hw) if grid is None else grid
     N, K = rows.shape
     if K % (kh * kw * groups) or N != batch * Ho * Wo:
         raise ValueError(f"rows: shape {(N, K)} does not fit batch {batch}, output {out_hw}")
@@ -178,6 +188,8 @@ def _group_matmul(rows: Tensor, mats: Tensor, bias: Tensor | None = None) -> Ten
 def _group_outer(a: Tensor, b: Tensor, groups: int) -> Tensor:
     """Per-group a^T b summed over rows: a (N, g*M), b (N, g*K) -> (g, M, K)."""
     N = a.shape[0]
+    if groups == 1:
+        return (a.t() @ b).unsqueeze(0)
     a_g = a.view(N, groups, -1).permute(1, 2, 0)  # (g, M, N)
     return torch.bmm(a_g, b.view(N, groups, -1).transpose(0, 1))  # (g, M, K)
 
@@ -312,7 +324,7 @@ def conv_transpose2d_forward(
     out_hw = conv_transpose_out_hw((H, W), geo, op)
     x_rows = to_rows(x)  # (B*H*W, C)
     w_mat = _kernel_matrix(w, groups)  # (g, C/g, kh*kw*O/g)
-    y = col2im(_group_matmul(x_rows, w_mat), B, out_hw, geo, groups)  # (B, O, Ho, Wo)
+    y = col2im(_group_matmul(x_rows, w_mat), B, out_hw, geo, groups, (H, W))  # (B, O, Ho, Wo)
     if b is not None:
         y = y + b.view(1, -1, 1, 1)
     return y, ConvTCache(x_rows, w_mat, w.shape, (B, C, H, W), out_hw, geo, b is not None)
@@ -326,7 +338,7 @@ def conv_transpose2d_backward(
     B, C, H, W = cache.in_shape
     g = cache.w_mat.shape[0]
     check_shape(dy, (B, cache.w_shape[1] * g, *cache.out_hw), "dy")
-    dcols = im2col(dy, cache.geo, g)  # (B*H*W, O*kh*kw)
+    dcols = im2col(dy, cache.geo, g, (H, W))  # (B*H*W, O*kh*kw): the windows x fed
     dw = _kernel_tensor(_group_outer(cache.x_rows, dcols, g), cache.w_shape)
     db = dy.sum((0, 2, 3)) if cache.has_bias else None
     if not need_dx:
@@ -340,7 +352,7 @@ def conv_transpose2d_backward(
 
 @dataclass
 class PoolCache:
-    saved: Tensor  # max: argmax offset (1, B*Ho*Wo*C); avg: divisor, scalar or (Ho*Wo, 1)
+    saved: Tensor  # max: one-hot argmax (kh*kw, B*Ho*Wo*C); avg: divisor, () or (Ho*Wo, 1)
     in_shape: tuple[int, int, int, int]
     geo: Geometry
 
@@ -365,9 +377,9 @@ def max_pool2d_forward(
     check_shape(x, (None, None, None, None), "x")
     geo = _pool_geometry(kernel_size, stride, padding, dilation)
     B, C, H, W = x.shape
-    y, idx = window_stack(x, geo, float("-inf")).max(dim=0, keepdim=True)  # (1, B*Ho*Wo*C)
+    y, hit = _first_max(window_stack(x, geo, float("-inf")))  # (B*Ho*Wo*C,), (kh*kw, ...)
     y = from_rows(y.view(-1, C), B, geo.out_hw(H, W))
-    return y, PoolCache(idx, (B, C, H, W), geo)
+    return y, PoolCache(hit, (B, C, H, W), geo)
 
 
 @torch.no_grad()
@@ -376,10 +388,23 @@ def max_pool2d_backward(dy: Tensor, cache: PoolCache) -> Tensor:
     B, C, H, W = cache.in_shape
     Ho, Wo = cache.geo.out_hw(H, W)
     check_shape(dy, (B, C, Ho, Wo), "dy")
-    idx = cache.saved  # (1, B*Ho*Wo*C), kernel offset of each max
-    dstack = dy.new_zeros(cache.geo.area(), idx.shape[1])  # (kh*kw, B*Ho*Wo*C)
-    dstack.scatter_(0, idx, to_rows(dy).view(1, -1))
+    dstack = cache.saved.to(dy.dtype).mul_(to_rows(dy).reshape(1, -1))  # (kh*kw, B*Ho*Wo*C)
     return _unstack(dstack, (B, C, H, W), cache.geo)
+
+
+def _first_max(stack: Tensor) -> tuple[Tensor, Tensor]:
+    """Max over axis 0 of (K, M) and a one-hot (K, M) bool marking its first occurrence.
+
+    Same tie-breaking as torch's max_pool2d (lowest window offset wins); a short loop over
+    the K kernel offsets of vectorised boolean ops, much faster on CPU than max(dim=0).
+    """
+    y = stack.amax(0)
+    hit = stack == y  # (K, M): every position equal to the max
+    taken = hit[0].clone()
+    for k in range(1, hit.shape[0]):
+        hit[k] &= ~taken  # keep only the first hit per column
+        taken |= hit[k]
+    return y, hit
 
 
 def _unstack(dstack: Tensor, in_shape: tuple[int, int, int, int], geo: Geometry) -> Tensor:
@@ -459,9 +484,9 @@ def relu_forward(x: Tensor) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def relu_backward(dy: Tensor, y: Tensor) -> Tensor:
-    """dx = dy where x > 0, else 0."""
+    """dx = dy * 1[x > 0] = dy * sign(y), as y = relu(x) >= 0 (one fused pass, no bool mask)."""
     check_shape(dy, tuple(y.shape), "dy")
-    return dy.masked_fill(y <= 0, 0.0)
+    return dy * torch.sign(y)
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ def _check_images(x, name: str) -> np.ndarray:
 
 
 def _check_labels(y, n: int, num_classes: int, name: str) -> Tensor:
-    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    y = torch.from_numpy(np.array(y, dtype=np.int64))  # a writable copy
     if y.shape != (n,) or y.min() < 0 or y.max() >= num_classes:
         raise ValueError(f"{name}: expected {n} labels in [0, {num_classes}), got {tuple(y.shape)}")
     return y
@@ -46,7 +46,7 @@ def _check_labels(y, n: int, num_classes: int, name: str) -> Tensor:
 
 def to_float_images(x: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
     """uint8 (N, H, W) -> (N, 1, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(x)).to(dtype).div_(255.0).unsqueeze(1)
+    return torch.from_numpy(np.array(x, dtype=np.uint8)).to(dtype).div_(255.0).unsqueeze(1)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:

@@ -17,9 +17,14 @@ KEY_COLUMNS = ["test_accuracy", "recon_mse", "recon_psnr", "recon_fd", "sample_f
                "train_seconds"]
 
 
+# Metrics files of the "Foundations" section (first principles), not of generative models.
+FOUNDATIONS = ("scratch_cnn", "scratch_ae", "concepts")
+
+
 def summary_table(metrics_dir: Path) -> pd.DataFrame:
-    """One row per metrics/<model>.json (summary.csv itself and subfolders excluded)."""
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json"))}
+    """One row per metrics/<model>.json (foundations, summary.csv and subfolders excluded)."""
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json"))
+            if p.stem not in FOUNDATIONS}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     first = [c for c in KEY_COLUMNS if c in table.columns]
@@ -48,12 +53,35 @@ def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
                              + "</div>")
         sections_md.append(f"## {model}\n\n" + row.to_frame("value").to_markdown(floatfmt=".5g")
                            + "\n\n" + "\n".join(f"![{p.stem}](../{p.as_posix()})" for p in figs))
+    found_html, found_md = foundations(metrics_dir, figures_dir)
     overview = table[[c for c in KEY_COLUMNS if c in table.columns]]
     (out_dir / "index.html").write_text(_page(overview.to_html(float_format="%.4g", na_rep=""),
-                                              "\n".join(sections_html)))
+                                              "\n".join(sections_html) + found_html))
     (out_dir / "report.md").write_text("# genlab report\n\n" + overview.to_markdown(
-        floatfmt=".4g") + "\n\n" + "\n\n".join(sections_md) + "\n")
+        floatfmt=".4g") + "\n\n" + "\n\n".join(sections_md) + found_md + "\n")
     return table
+
+
+def foundations(metrics_dir: Path, figures_dir: Path) -> tuple[str, str]:
+    """The "Foundations" section: each first-principles metrics file as a key/value table
+    (keys like optim/rastrigin_d5/pso_best grouped by their first part) and its figures."""
+    parts_html, parts_md = [], []
+    for name in FOUNDATIONS:
+        path = metrics_dir / f"{name}.json"
+        if not path.is_file():
+            continue
+        values = pd.Series(json.loads(path.read_text()), name="value")
+        values = values[[not isinstance(v, list | dict) for v in values]]
+        figs = sorted((figures_dir / name).glob("*.png"))
+        parts_html.append(f"<h3>{html.escape(name)}</h3>"
+                          + values.to_frame().to_html(float_format="%.4g")
+                          + '<div class="figs">' + "".join(_img_tag(p) for p in figs) + "</div>")
+        parts_md.append(f"### {name}\n\n" + values.to_frame().to_markdown(floatfmt=".4g")
+                        + "\n\n" + "\n".join(f"![{p.stem}](../{p.as_posix()})" for p in figs))
+    if not parts_html:
+        return "", ""
+    return ("<h2>Foundations</h2>" + "".join(parts_html),
+            "\n\n## Foundations\n\n" + "\n\n".join(parts_md))
 
 
 def _page(overview: str, body: str) -> str:
