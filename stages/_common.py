@@ -147,6 +147,7 @@ def validate_params(params: dict) -> None:
         raise ConfigError("train must be a non-empty mapping of model name -> section")
     for name, raw in train.items():
         load_train(raw, name)
-    from genlab.config import ConceptsConfig
+    from genlab.config import ConceptsConfig, ScratchConfig
 
     load(ConceptsConfig, params.get("concepts", {}), "concepts")
+    load(ScratchConfig, params.get("scratch", {}), "scratch")

@@ -502,3 +502,27 @@ class ConceptsConfig:
                               check=lambda x: x >= 10, rule="must be >= 10")
     sde_steps: int = knob(500, doc="Euler-Maruyama steps", check=lambda x: x >= 10,
                           rule="must be >= 10")
+
+
+@dataclass(frozen=True)
+class ScratchNetConfig:
+    epochs: int = knob(3, doc="passes over the training set", check=positive, rule="must be > 0")
+    batch_size: int = knob(64, doc="examples per step", check=positive, rule="must be > 0")
+    lr: float = knob(2e-3, doc="peak learning rate of the hand-written Adam", check=positive,
+                     rule="must be > 0")
+    width: int = knob(32, doc="channels of the first conv layer", check=positive,
+                      rule="must be > 0")
+    schedule: str = knob("cosine", doc="learning-rate schedule",
+                         check=one_of("cosine", "constant")[0],
+                         rule=one_of("cosine", "constant")[1])
+    latent_channels: int = knob(4, doc="autoencoder only: channels of the 7x7 code",
+                                check=positive, rule="must be > 0")
+    limit_train: int = knob(0, doc="train on the first N images (0 = all)", check=non_negative,
+                            rule="must be >= 0")
+
+
+@dataclass(frozen=True)
+class ScratchConfig:
+    cnn: ScratchNetConfig = knob(factory=ScratchNetConfig, doc="from-scratch CNN classifier")
+    ae: ScratchNetConfig = knob(factory=lambda: ScratchNetConfig(epochs=1),
+                                doc="from-scratch conv autoencoder (scratch transposed conv)")

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import make_env, make_workspace, run
 
-STAGES = ["fetch", "preprocess", "evaluator", "concepts", "report"] + [
+STAGES = ["fetch", "preprocess", "evaluator", "concepts", "scratch", "report"] + [
     f"{kind}@{m}" for kind in ("train", "evaluate") for m in ("ae", "dae", "ae_toy", "dae_toy")]
 
 

@@ -170,7 +170,7 @@ def col2im(
     N, K = rows.shape
     if K % (kh * kw * groups) or N != batch * Ho * Wo:
         raise ValueError(f"rows: shape {(N, K)} does not fit batch {batch}, output {out_hw}")
-    patches = rows.view(batch, Ho, Wo, groups, kh, kw, K // (kh * kw * groups))
+    patches = rows.reshape(batch, Ho, Wo, groups, kh, kw, K // (kh * kw * groups))
     out = _scatter_patches(patches.permute(4, 5, 0, 1, 2, 3, 6), out_hw, geo)
     return out.flatten(3).permute(0, 3, 1, 2)  # (B, H, W, g, C/g) -> (B, C, H, W)
 
@@ -180,7 +180,7 @@ def _group_matmul(rows: Tensor, mats: Tensor, bias: Tensor | None = None) -> Ten
     g, K, M = mats.shape
     if g == 1:
         return rows @ mats[0] if bias is None else torch.addmm(bias, rows, mats[0])
-    out = torch.bmm(rows.view(-1, g, K).transpose(0, 1), mats)  # (g, N, M)
+    out = torch.bmm(rows.reshape(-1, g, K).transpose(0, 1), mats)  # (g, N, M)
     out = out.transpose(0, 1).reshape(-1, g * M)
     return out if bias is None else out.add_(bias)
 
@@ -190,14 +190,14 @@ def _group_outer(a: Tensor, b: Tensor, groups: int) -> Tensor:
     N = a.shape[0]
     if groups == 1:
         return (a.t() @ b).unsqueeze(0)
-    a_g = a.view(N, groups, -1).permute(1, 2, 0)  # (g, M, N)
-    return torch.bmm(a_g, b.view(N, groups, -1).transpose(0, 1))  # (g, M, K)
+    a_g = a.reshape(N, groups, -1).permute(1, 2, 0)  # (g, M, N)
+    return torch.bmm(a_g, b.reshape(N, groups, -1).transpose(0, 1))  # (g, M, K)
 
 
 def _kernel_matrix(w: Tensor, groups: int) -> Tensor:
     """(Og*g, Cg, kh, kw) -> (g, Og, kh*kw*Cg), columns ordered like im2col's (kh, kw, C/g)."""
     Og = w.shape[0] // groups
-    return w.view(groups, Og, *w.shape[1:]).permute(0, 1, 3, 4, 2).reshape(groups, Og, -1)
+    return w.reshape(groups, Og, *w.shape[1:]).permute(0, 1, 3, 4, 2).reshape(groups, Og, -1)
 
 
 def _kernel_tensor(m: Tensor, shape: torch.Size) -> Tensor:
@@ -410,7 +410,7 @@ def _first_max(stack: Tensor) -> tuple[Tensor, Tensor]:
 def _unstack(dstack: Tensor, in_shape: tuple[int, int, int, int], geo: Geometry) -> Tensor:
     """Adjoint of window_stack: (kh*kw, B*Ho*Wo*C) -> (B, C, H, W), channels_last."""
     B, C, H, W = in_shape
-    patches = dstack.view(*geo.kernel, B, *geo.out_hw(H, W), C)  # (kh, kw, B, Ho, Wo, C)
+    patches = dstack.reshape(*geo.kernel, B, *geo.out_hw(H, W), C)  # (kh, kw, B, Ho, Wo, C)
     return _scatter_patches(patches, (H, W), geo).permute(0, 3, 1, 2)
 
 
@@ -443,8 +443,8 @@ def avg_pool2d_backward(dy: Tensor, cache: PoolCache) -> Tensor:
     B, C, H, W = cache.in_shape
     Ho, Wo = cache.geo.out_hw(H, W)
     check_shape(dy, (B, C, Ho, Wo), "dy")
-    share = to_rows(dy).view(B, Ho * Wo, C) / cache.saved  # (B, Ho*Wo, C)
-    dstack = share.view(1, -1).expand(cache.geo.area(), share.numel())  # (kh*kw, B*Ho*Wo*C)
+    share = to_rows(dy).reshape(B, Ho * Wo, C) / cache.saved  # (B, Ho*Wo, C)
+    dstack = share.reshape(1, -1).expand(cache.geo.area(), share.numel())  # (kh*kw, B*Ho*Wo*C)
     return _unstack(dstack, (B, C, H, W), cache.geo)
 
 
