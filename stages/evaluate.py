@@ -20,21 +20,45 @@ from genlab.metrics.fd import fd_from_features
 from genlab.metrics.image import batched_features, image_fd_report
 from genlab.metrics.prd import precision_recall
 from genlab.metrics.toy import context_numbers, mmd_rbf, sliced_wasserstein
+from genlab.models import diffusion
 from genlab.models.ae import AE_MODELS
-from genlab.tracking.figures import save_bars, save_grid, save_loss_curve, save_scatter
+from genlab.models.diffusion import N_CLASSES
+from genlab.samplers.generate import generate, nfe
+from genlab.samplers.ncsn import annealed_langevin_dynamics
+from genlab.tracking.figures import (
+    save_bars,
+    save_grid,
+    save_guidance_sweep,
+    save_loss_curve,
+    save_panels,
+    save_scatter,
+)
 from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights
-from stages._common import PROCESSED, load_params, main, runtime, section, tracker, write_json
+from stages._common import (
+    PROCESSED,
+    load_params,
+    main,
+    runtime,
+    section,
+    tracker,
+    write_csv,
+    write_json,
+)
 
 EVALUATOR = Path("models/evaluator.pt")
 
 
-def load_model(name: str, device: torch.device) -> torch.nn.Module:
+def load_model(name: str, cfg, device: torch.device) -> torch.nn.Module:
     """The EMA weights of models/<name>.pt in their architecture."""
     path = Path(f"models/{name}.pt")
     state = load_checkpoint(path, map_location=device)
-    if state.get("kind") not in AE_MODELS:
-        raise CheckpointError(f"{path}: unknown model kind {state.get('kind')!r}")
-    net = AE_MODELS[state["kind"]](**state["arch"])
+    if state.get("family") != cfg.family or "arch" not in state:
+        raise CheckpointError(f"{path} holds family {state.get('family')!r}, params.yaml says "
+                              f"train.{name}.family is {cfg.family!r}; rerun train@{name}")
+    if cfg.family == "diffusion":
+        net = diffusion.wrap(cfg.method, diffusion.make_backbone(state["kind"], state["arch"]))
+    else:
+        net = AE_MODELS[state["kind"]](**state["arch"])
     load_weights(net, state["ema"], path)
     return net.to(device).eval()
 
@@ -110,6 +134,85 @@ def evaluate_points(name, net, cfg, ev, seed, figs: Path) -> dict:
     return metrics
 
 
+def diffusion_points(name, net, cfg, ev, seed, figs: Path) -> dict:
+    """Toy diffusion model: SW / MMD of samples vs fresh true samples, with the two context
+    numbers; scatter over the true density; NCSN's annealing path."""
+    toy = cfg.dataset.split("/", 1)[1]
+    g = torch.Generator().manual_seed(seed)
+    n = cfg.eval_samples or ev.toy_n
+    samples = generate(net, cfg.method, n, (2,), generator=g, batch_size=max(n, 1))
+    fresh = sample_toy(toy, n, g)
+    metrics = {"sample_swd": sliced_wasserstein(samples, fresh, ev.swd_projections, generator=g),
+               "sample_mmd": mmd_rbf(samples, fresh), "nfe": nfe(cfg.method)}
+    metrics |= context_numbers(lambda m, gen: sample_toy(toy, m, gen), n, g,
+                               n_projections=ev.swd_projections)
+    metrics["swd_over_floor"] = metrics["sample_swd"] / metrics["swd_floor"]
+    _, _, p = density_grid(toy, lim=3.0, res=200)
+    save_scatter({"samples": samples[:3000].numpy()}, figs / "scatter.png",
+                 f"{name} on {toy}", density=(p.numpy(), 3.0))
+    if cfg.method.kind == "ncsn":
+        save_annealing_path(net, cfg.method, g, figs / "annealing.png", (p.numpy(), 3.0))
+    Path("data/samples").mkdir(parents=True, exist_ok=True)
+    np.savez(f"data/samples/{name}.npz", points=samples.numpy().astype(np.float32))
+    return metrics
+
+
+def save_annealing_path(score, method, g, path: Path, density) -> None:
+    """Snapshots of annealed Langevin dynamics at a few noise levels (NCSN Algorithm 1)."""
+    sigmas = diffusion.ncsn_ladder(method)
+    x0 = float(sigmas[0]) * torch.randn(1000, 2, generator=g)
+    _, traj = annealed_langevin_dynamics(score, x0, sigmas, n_steps_each=method.n_steps_each,
+                                         eps=method.step_lr, generator=g, keep_trajectory=True,
+                                         denoise_final=method.denoise_final)
+    picks = np.linspace(0, len(traj) - 1, 4).round().astype(int)
+    save_panels({f"level {i}" + (f" (sigma {float(sigmas[i - 1]):.3g})" if 0 < i <= len(sigmas)
+                 else ""): traj[i].numpy() for i in picks}, path, "NCSN annealing path", density)
+
+
+def diffusion_images(name, net, cfg, ev, seed, figs: Path) -> dict:
+    """Image diffusion model: FD / precision / recall (with floor and ceiling), predicted-class
+    histogram, sample grid; conditional models: the classifier-free guidance sweep."""
+    test_x = images_to_float(load_array(PROCESSED, "fashion_mnist/test_x"))
+    train_x = images_to_float(load_array(PROCESSED, "fashion_mnist/train_x"))
+    n = min(cfg.eval_samples or ev.n_samples, len(test_x))
+    evaluator = load_evaluator(EVALUATOR)
+    feats = feature_fn(evaluator)
+    dev = next(net.parameters()).device
+    metrics, sweep = {"nfe": nfe(cfg.method)}, []
+    ws = cfg.guidance if cfg.conditional else (None,)
+    for w in ws:
+        g = torch.Generator(device=dev).manual_seed(seed)
+        labels = (torch.arange(n) % N_CLASSES) if cfg.conditional else None
+        samples = generate(net, cfg.method, n, tuple(test_x.shape[1:]), generator=g,
+                           labels=labels, guidance=w, batch_size=ev.batch_size, device=dev)
+        rep = image_fd_report(feats, test_x[:n], train_x, samples, k=ev.k, batch=ev.batch_size,
+                              generator=torch.Generator().manual_seed(seed))
+        pred = predict(evaluator, samples)
+        row = {"w": w, "fd": rep["fd"], "precision": rep["precision"], "recall": rep["recall"]}
+        if labels is not None:
+            row["class_accuracy"] = (pred == labels).float().mean().item()
+        sweep.append(row)
+        suffix = "" if w is None else f"_w{w:g}"
+        metrics |= {f"sample_{k}{suffix}": v for k, v in row.items() if k != "w"}
+        metrics |= {k: v for k, v in rep.items() if k.startswith("fd_")}
+        save_grid(float_to_images(samples[:ev.grid ** 2]), figs / f"samples{suffix}.png",
+                  nrow=ev.grid)
+        counts = Counter(pred.tolist())
+        save_bars({CLASSES[c]: counts.get(c, 0) / n for c in range(N_CLASSES)},
+                  figs / f"sample_classes{suffix}.png", f"{name}: predicted classes", "fraction")
+    if cfg.conditional:
+        save_guidance_sweep(sweep, figs / "guidance.png", name)
+        write_csv(Path(f"metrics/guidance/{name}.csv"), sweep)
+    Path("data/samples").mkdir(parents=True, exist_ok=True)
+    np.savez(f"data/samples/{name}.npz", images=float_to_images(samples),
+             labels=(labels if labels is not None else torch.full((n,), -1)).numpy())
+    return metrics
+
+
+EVALUATORS = {("ae", True): evaluate_images, ("ae", False): evaluate_points,
+              ("diffusion", True): diffusion_images, ("diffusion", False): diffusion_points}
+
+
 def run(argv: list[str]) -> None:
     # 1. Params, validated before any model or data is read.
     if len(argv) != 1:
@@ -125,10 +228,10 @@ def run(argv: list[str]) -> None:
 
     with tracker(params, f"evaluate@{name}", {"evaluate": params.get("evaluate", {})}) as tr:
         # 2. Metrics and figures.
-        net = load_model(name, device)
+        net = load_model(name, cfg, device)
         figs = Path(f"figures/{name}")
         is_image = cfg.dataset == "fashion_mnist"
-        fn = evaluate_images if is_image else evaluate_points
+        fn = EVALUATORS[(cfg.family, is_image)]
         metrics = fn(name, net, cfg, ev, seed, figs)
         history = json.loads(Path(f"metrics/train/{name}.json").read_text())
         metrics |= {"final_train_loss": history["final_loss"],
@@ -139,7 +242,7 @@ def run(argv: list[str]) -> None:
         save_loss_curve(rows, figs / "loss.png", f"{name}: training loss")
 
         # 3. Outputs.
-        metrics = {k: float(v) for k, v in metrics.items()}
+        metrics = {k: float(v) for k, v in metrics.items() if v is not None}
         write_json(Path(f"metrics/{name}.json"), metrics)
         tr.log_metrics(metrics)
         for png in sorted(figs.glob("*.png")):

@@ -12,6 +12,7 @@ import torch
 from genlab.config import ConfigError, load_train
 from genlab.data.batches import image_batches, point_batches
 from genlab.data.processed import load_array
+from genlab.models import diffusion
 from genlab.models.ae import AE_MODELS, ae_kwargs
 from genlab.objectives.ae import DenoisingLoss, ReconstructionLoss
 from genlab.training.checkpoint import save_atomic
@@ -30,21 +31,27 @@ from stages._common import (
 
 
 def training_data(dataset: str):
-    """(train array, example shape) for 'fashion_mnist' or 'toy2d/<name>'."""
+    """(train array, labels or None, example shape) for 'fashion_mnist' or 'toy2d/<name>'."""
     if dataset == "fashion_mnist":
         x = load_array(PROCESSED, "fashion_mnist/train_x")  # (N, 28, 28) uint8
-        return x, (1, *x.shape[1:])
+        return x, load_array(PROCESSED, "fashion_mnist/train_y"), (1, *x.shape[1:])
     x = load_array(PROCESSED, f"toy2d/{dataset.split('/', 1)[1]}_train")  # (N, 2) float32
-    return x, (x.shape[1],)
+    return x, None, (x.shape[1],)
 
 
 def build(cfg, shape):
-    """Network and objective for an AE-family config."""
+    """(network, objective, architecture kwargs) of a train.<name> config."""
+    if cfg.family == "diffusion":
+        return diffusion.build(cfg, shape)
     kwargs = ae_kwargs(cfg.model, shape)
     net = AE_MODELS[cfg.model.kind](**kwargs)
     obj = ReconstructionLoss() if cfg.objective.kind == "recon" else DenoisingLoss(
         cfg.objective.noise_levels)
     return net, obj, kwargs
+
+
+def model_kind(cfg) -> str:
+    return cfg.net.kind if cfg.family == "diffusion" else cfg.model.kind
 
 
 def run(argv: list[str]) -> None:
@@ -58,14 +65,17 @@ def run(argv: list[str]) -> None:
         raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
     cfg = load_train(train_section[name], name)
     rt, device, seed = runtime(params)
+    if cfg.dataset.startswith("toy2d/") and rt.num_threads == 0 and device.type == "cpu":
+        torch.set_num_threads(1)  # tiny MLP batches: thread hand-offs cost more than they save
 
     with tracker(params, f"train@{name}", {f"train.{name}": train_section[name],
                                            "seed": seed}) as tr:
         # 2. Data and model.
-        data, shape = training_data(cfg.dataset)
+        data, labels, shape = training_data(cfg.dataset)
         torch.manual_seed(seed)
         net, objective, kwargs = build(cfg, shape)
-        batches = (image_batches(data, None, cfg.batch_size, seed, device) if len(shape) == 3
+        labels = labels if getattr(cfg, "conditional", False) else None
+        batches = (image_batches(data, labels, cfg.batch_size, seed, device) if len(shape) == 3
                    else point_batches(data, cfg.batch_size, seed, device))
         print(f"train@{name}: {sum(p.numel() for p in net.parameters()):,} parameters, "
               f"{len(data):,} examples, device {device}")
@@ -84,7 +94,7 @@ def run(argv: list[str]) -> None:
         # 4. Outputs: weights (raw + EMA), loss CSV, a training summary.
         out = Path(f"models/{name}.pt")
         save_atomic({"family": cfg.family, "config": dataclasses.asdict(cfg), "arch": kwargs,
-                     "kind": cfg.model.kind, "model": net.state_dict(),
+                     "kind": model_kind(cfg), "model": net.state_dict(),
                      "ema": result.ema.shadow.state_dict()}, out)
         write_csv(Path(f"metrics/loss/{name}.csv"), result.history)
         summary = {"final_loss": result.history[-1]["loss"], "steps": cfg.steps,

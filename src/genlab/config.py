@@ -109,7 +109,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key} must be a list, got {type(value).__name__}")
         (item_tp, *_rest) = typing.get_args(tp)
         return tuple(_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
         return dict(value)
@@ -385,7 +385,129 @@ class AETrainConfig(LoopConfig):
             )
 
 
-TRAIN_FAMILIES = {"ae": AETrainConfig}
+@dataclass(frozen=True)
+class DiffusionNetConfig:
+    kind: str = knob("unet", doc="unet: images (genlab.models.unet); mlp: 2-D points",
+                     check=one_of("unet", "mlp")[0], rule=one_of("unet", "mlp")[1])
+    model_channels: int = knob(32, doc="U-Net base width", check=positive, rule="must be > 0")
+    channel_mult: tuple[int, ...] = knob(factory=lambda: (1, 2, 2), doc="width per level",
+                                         check=lambda m: len(m) > 0 and all(c > 0 for c in m),
+                                         rule="must be a non-empty list of positive ints")
+    num_blocks: int = knob(1, doc="ResBlocks per U-Net level", check=positive,
+                           rule="must be > 0")
+    attn_resolutions: tuple[int, ...] = knob(factory=lambda: (7,),
+                                             doc="sides with self-attention")
+    num_heads: int = knob(1, doc="attention heads", check=positive, rule="must be > 0")
+    dropout: float = knob(0.1, doc="ResBlock dropout", check=unit_interval,
+                          rule="must be in [0, 1)")
+    embedding: str = knob("positional", doc="noise-label features",
+                          check=one_of("positional", "fourier")[0],
+                          rule=one_of("positional", "fourier")[1])
+    hidden: int = knob(256, doc="MLP width", check=positive, rule="must be > 0")
+    depth: int = knob(4, doc="MLP residual layers", check=positive, rule="must be > 0")
+    emb_dim: int = knob(64, doc="MLP noise-embedding width (even)",
+                        check=lambda e: e >= 2 and e % 2 == 0, rule="must be even and >= 2")
+
+
+@dataclass(frozen=True)
+class EDMConfig:
+    kind: str = knob("edm", doc="Karras et al. 2022", check=one_of("edm")[0],
+                     rule=one_of("edm")[1])
+    P_mean: float = knob(-1.2, doc="mean of ln(sigma) during training (Table 1)")
+    P_std: float = knob(1.2, doc="std of ln(sigma) during training", check=positive,
+                        rule="must be > 0")
+    sigma_data: float = knob(0.5, doc="data std assumed by the preconditioning",
+                             check=positive, rule="must be > 0")
+    sampler: str = knob("heun", doc="heun (Algorithm 1) or stochastic (Algorithm 2)",
+                        check=one_of("heun", "stochastic")[0],
+                        rule=one_of("heun", "stochastic")[1])
+    num_steps: int = knob(18, doc="sampler steps (NFE = 2 * num_steps - 1)",
+                          check=lambda n: n >= 2, rule="must be >= 2")
+    sigma_min: float = knob(0.002, doc="smallest sampling sigma", check=positive,
+                            rule="must be > 0")
+    sigma_max: float = knob(80.0, doc="largest sampling sigma", check=positive,
+                            rule="must be > 0")
+    rho: float = knob(7.0, doc="time-step exponent (Eq. 5)", check=positive, rule="must be > 0")
+    S_churn: float = knob(0.0, doc="stochastic sampler: noise injected per step",
+                          check=non_negative, rule="must be >= 0")
+    S_noise: float = knob(1.0, doc="stochastic sampler: noise inflation", check=positive,
+                          rule="must be > 0")
+
+    def __post_init__(self):
+        if self.sigma_min >= self.sigma_max:
+            raise ValueError(f"method.sigma_min ({self.sigma_min}) must be < sigma_max")
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    kind: str = knob("ddpm", doc="Ho et al. 2020", check=one_of("ddpm")[0],
+                     rule=one_of("ddpm")[1])
+    schedule: str = knob("linear", doc="beta schedule", check=one_of("linear", "cosine")[0],
+                         rule=one_of("linear", "cosine")[1])
+    num_timesteps: int = knob(1000, doc="T", check=lambda t: t >= 2, rule="must be >= 2")
+    noise_label_scale: float = knob(0.001, doc="the backbone sees t * this as its noise label",
+                                    check=positive, rule="must be > 0")
+    sampler: str = knob("ddim", doc="ancestral (Algorithm 2, T steps) or ddim",
+                        check=one_of("ancestral", "ddim")[0],
+                        rule=one_of("ancestral", "ddim")[1])
+    ddim_steps: int = knob(50, doc="DDIM steps", check=positive, rule="must be > 0")
+    ddim_eta: float = knob(0.0, doc="DDIM stochasticity (0 = deterministic)",
+                           check=non_negative, rule="must be >= 0")
+
+
+@dataclass(frozen=True)
+class NCSNConfig:
+    kind: str = knob("ncsn", doc="Song & Ermon 2019", check=one_of("ncsn")[0],
+                     rule=one_of("ncsn")[1])
+    sigma_max: float = knob(10.0, doc="sigma_1, the largest noise level", check=positive,
+                            rule="must be > 0")
+    sigma_min: float = knob(0.01, doc="sigma_L, the smallest noise level", check=positive,
+                            rule="must be > 0")
+    num_scales: int = knob(50, doc="L, noise levels in the geometric ladder",
+                           check=lambda n: n >= 2, rule="must be >= 2")
+    n_steps_each: int = knob(20, doc="Langevin steps per noise level (T in Algorithm 1)",
+                             check=positive, rule="must be > 0")
+    step_lr: float = knob(2e-5, doc="epsilon of Algorithm 1 (alpha_i = eps s_i^2 / s_L^2)",
+                          check=positive, rule="must be > 0")
+    denoise_final: bool = knob(True, doc="one final Tweedie denoising step (NCSNv2)")
+
+    def __post_init__(self):
+        if self.sigma_min >= self.sigma_max:
+            raise ValueError(f"method.sigma_min ({self.sigma_min}) must be < sigma_max")
+
+
+METHODS = {"edm": EDMConfig, "ddpm": DDPMConfig, "ncsn": NCSNConfig}
+
+
+@dataclass(frozen=True)
+class DiffusionTrainConfig(LoopConfig):
+    family: str = knob("diffusion", doc="model family (picks this config class)",
+                       check=one_of("diffusion")[0], rule=one_of("diffusion")[1])
+    dataset: str = knob("fashion_mnist", doc="fashion_mnist or toy2d/<name>",
+                        check=lambda d: d == "fashion_mnist" or (
+                            d.startswith("toy2d/") and d[6:] in TOY_NAMES),
+                        rule=f"must be fashion_mnist or toy2d/<one of {list(TOY_NAMES)}>")
+    net: DiffusionNetConfig = knob(factory=DiffusionNetConfig, doc="backbone")
+    method: dict = knob(factory=lambda: {"kind": "edm"},
+                        doc="edm / ddpm / ncsn section, typed by its kind")
+    conditional: bool = knob(False, doc="class-conditional (images only)")
+    label_dropout: float = knob(0.1, doc="conditional: labels dropped for CFG training",
+                                check=unit_interval, rule="must be in [0, 1)")
+    guidance: tuple[float, ...] = knob(factory=lambda: (0.0,),
+                                       doc="conditional: CFG weights w evaluated")
+    eval_samples: int = knob(0, doc="samples to evaluate (0 = evaluate.n_samples / toy_n)",
+                             check=non_negative, rule="must be >= 0")
+
+    def __post_init__(self):
+        is_toy = self.dataset.startswith("toy2d/")
+        if is_toy != (self.net.kind == "mlp"):
+            raise ValueError(f"net.kind {self.net.kind!r} does not fit dataset "
+                             f"{self.dataset!r} (toy2d needs mlp, images need unet)")
+        if self.conditional and is_toy:
+            raise ValueError("conditional: toy2d sets have no labels")
+
+
+TRAIN_FAMILIES = {"ae": AETrainConfig, "diffusion": DiffusionTrainConfig}
 
 
 def load_train(raw: Any, name: str) -> Any:
@@ -397,7 +519,15 @@ def load_train(raw: Any, name: str) -> Any:
     if family not in TRAIN_FAMILIES:
         raise ConfigError(f"{path}.family must be one of {list(TRAIN_FAMILIES)}, got {family!r}")
     try:
-        return load(TRAIN_FAMILIES[family], raw, path)
+        cfg = load(TRAIN_FAMILIES[family], raw, path)
+        if family == "diffusion":
+            kind = cfg.method.get("kind", "edm")
+            if kind not in METHODS:
+                raise ConfigError(f"{path}.method.kind must be one of {list(METHODS)}, "
+                                  f"got {kind!r}")
+            cfg = dataclasses.replace(cfg, method=load(METHODS[kind], cfg.method,
+                                                       f"{path}.method"))
+        return cfg
     except ConfigError:
         raise
     except ValueError as e:  # raised by a __post_init__ cross-field check
@@ -519,10 +649,12 @@ class ScratchNetConfig:
                                 check=positive, rule="must be > 0")
     limit_train: int = knob(0, doc="train on the first N images (0 = all)", check=non_negative,
                             rule="must be >= 0")
+    num_threads: int = knob(1, doc="torch threads while training (small matmuls: 1 is fastest "
+                            "on a shared 2-core machine)", check=positive, rule="must be > 0")
 
 
 @dataclass(frozen=True)
 class ScratchConfig:
     cnn: ScratchNetConfig = knob(factory=ScratchNetConfig, doc="from-scratch CNN classifier")
-    ae: ScratchNetConfig = knob(factory=lambda: ScratchNetConfig(epochs=1),
+    ae: ScratchNetConfig = knob(factory=ScratchNetConfig,
                                 doc="from-scratch conv autoencoder (scratch transposed conv)")

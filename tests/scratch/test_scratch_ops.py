@@ -326,3 +326,19 @@ def test_shape_mismatches_raise_value_errors_naming_the_argument():
         ops.conv2d_forward(torch.randn(1, 3, 2, 2), w, None)  # 3x3 kernel on a 2x2 image
     with pytest.raises(ValueError, match="stride"):
         ops.conv2d_forward(x, w, None, stride=0)
+
+
+def test_need_dx_false_skips_only_the_input_gradient():
+    gen = torch.Generator().manual_seed(4)
+    x, w, b = _rand(gen, 2, 3, 7, 7), _rand(gen, 4, 3, 3, 3), _rand(gen, 4)
+    y, cache = ops.conv2d_forward(x, w, b, stride=2, padding=1)
+    dy = _rand(gen, *y.shape)
+    full = ops.conv2d_backward(dy, cache)
+    skipped = ops.conv2d_backward(dy, cache, need_dx=False)
+    assert skipped[0] is None
+    _assert_all_close(skipped[1:], full[1:])
+    yt, cache_t = ops.conv_transpose2d_forward(x, w.transpose(0, 1).contiguous(), None, stride=2)
+    dyt = _rand(gen, *yt.shape)
+    dx, dw, db = ops.conv_transpose2d_backward(dyt, cache_t, need_dx=False)
+    assert dx is None and db is None
+    _assert_all_close([dw], [ops.conv_transpose2d_backward(dyt, cache_t)[1]])

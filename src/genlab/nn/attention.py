@@ -11,10 +11,10 @@ from torch import nn
 from genlab.nn.blocks import group_norm
 
 
-def _head_dim(channels: int, num_heads: int) -> int:
-    if num_heads <= 0 or channels % num_heads:
-        raise ValueError(f"num_heads={num_heads} must be > 0 and divide channels={channels}")
-    return channels // num_heads
+def _head_dim(width: int, heads: int, names: tuple[str, str]) -> int:
+    if heads <= 0 or width % heads:
+        raise ValueError(f"{names[1]}={heads} must be > 0 and divide {names[0]}={width}")
+    return width // heads
 
 
 class SpatialSelfAttention(nn.Module):
@@ -31,7 +31,7 @@ class SpatialSelfAttention(nn.Module):
                  eps: float = 1e-6):        # GroupNorm epsilon
         super().__init__()
         self.num_heads = num_heads
-        self.head_dim = _head_dim(channels, num_heads)
+        self.head_dim = _head_dim(channels, num_heads, ("channels", "num_heads"))
         self.norm = group_norm(channels, eps=eps)
         self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1)
         self.proj = nn.Conv2d(channels, channels, kernel_size=1)
@@ -62,7 +62,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got dropout={dropout}")
-        self.heads, self.head_dim = heads, _head_dim(dim, heads)
+        self.heads, self.head_dim = heads, _head_dim(dim, heads, ("dim", "heads"))
         self.causal, self.dropout = causal, dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)

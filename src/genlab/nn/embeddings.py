@@ -33,7 +33,7 @@ def sinusoidal_embedding(x: torch.Tensor, dim: int, max_positions: float = 10_00
 
 
 class PositionalEmbedding(nn.Module):
-    """(B,) float -> (B, dim): sinusoidal features of `scale * x` (scale e.g. 1000 for t in [0, 1])."""
+    """(B,) float -> (B, dim): sinusoidal features of scale * x (scale 1000 for t in [0, 1])."""
 
     def __init__(self,
                  dim: int,                          # output features (even)

@@ -1,0 +1,1 @@
+"""From-scratch CNN: hand-written forward/backward ops, layers, optimisers and trainers."""

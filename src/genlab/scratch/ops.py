@@ -2,17 +2,22 @@
 
 Every op comes as a pair `*_forward(x, ...) -> (y, cache)` and `*_backward(dy, cache) -> grads`
 (`(dx, dw, db)` for ops with parameters, `dx` otherwise). No autograd is used: the ops run
-under `torch.no_grad()` and are built from im2col / col2im data movement (the same maps as
-`F.unfold` / `F.fold`, tested equal to them) plus batched matmuls and elementwise maths.
-Convolution: y = W cols(x); dW = sum_b dy cols(x)^T; dx = col2im(W^T dy). The transposed
-convolution is the input-gradient of a convolution: y = col2im(W^T x); dx = W cols(dy).
+under `torch.no_grad()` and are built from im2col / col2im data movement (the same numbers as
+`F.unfold` / `F.fold`, tested equal to them) plus matmuls and elementwise maths.
+Convolution: rows(y) = cols(x) W^T + b;  dW = dy^T cols(x);  dx = col2im(dy W).
+The transposed convolution is the input-gradient of a convolution (the adjoint identity):
+rows(y) = col2im(rows(x) W);  dx = cols(dy) W^T;  dW = rows(x)^T cols(dy).
 
-Layout conventions (checked at every entry point, mismatches raise `ValueError`):
-  images   x: (B, C, H, W)
-  conv     w: (O, C/groups, kh, kw)            b: (O,)
-  convT    w: (C, O/groups, kh, kw)            b: (O,)   (torch's layout)
-  im2col cols: (B, C*kh*kw, L) with L = Ho*Wo and channel the slowest index of the K axis,
-          so group j owns the contiguous row block [j*K/g, (j+1)*K/g).
+Layout conventions (shapes are checked at every entry point; mismatches raise ValueError):
+  images      x: (B, C, H, W) logical shape; outputs are channels_last views, i.e. the memory
+              is (B, H, W, C), so `rows(x)` (B*H*W, C) is free. Use .reshape, not .view.
+  conv        w: (O, C/g, kh, kw), b: (O,)      convT  w: (C, O/g, kh, kw), b: (O,)  (torch's)
+  patch rows  cols(x): (B*Ho*Wo, C*kh*kw), one row per output pixel (b, h, w), columns ordered
+              (g, kh, kw, C/g): channels innermost, so the copy runs over contiguous strips and
+              the whole batch is one GEMM; group j owns the column block [j*K/g, (j+1)*K/g).
+  kernel mat  W: (g, O/g, kh*kw*C/g), the weight permuted to the same column order.
+This channels-last layout was measured 1.3-2x faster on CPU than the (B, C*kh*kw, L) layout of
+F.unfold (longer contiguous copies, one large GEMM instead of B small ones).
 """
 
 from __future__ import annotations
@@ -234,6 +239,7 @@ def conv2d_forward(
 
     x (B, C, H, W), w (O, C/g, kh, kw), b (O,) or None -> y (B, O, Ho, Wo), channels_last.
     """
+    check_shape(w, (None, None, None, None), "w")
     O, Cg, kh, kw = w.shape
     check_shape(x, (None, Cg * groups, None, None), "x")
     _check_groups(groups, out_channels=O, in_channels=x.shape[1])
@@ -313,6 +319,7 @@ def conv_transpose2d_forward(
 
     x (B, C, H, W), w (C, O/g, kh, kw), b (O,) or None -> y (B, O, Ho, Wo), channels_last.
     """
+    check_shape(w, (None, None, None, None), "w")
     C, Og, kh, kw = w.shape
     check_shape(x, (None, C, None, None), "x")
     _check_groups(groups, in_channels=C)
@@ -461,6 +468,7 @@ class LinearCache:
 @torch.no_grad()
 def linear_forward(x: Tensor, w: Tensor, b: Tensor | None) -> tuple[Tensor, LinearCache]:
     """y = x w^T + b. x (B, I), w (O, I), b (O,) -> y (B, O)."""
+    check_shape(w, (None, None), "w")
     check_shape(x, (None, w.shape[1]), "x")
     _check_bias(b, w.shape[0])
     y = x @ w.t() if b is None else torch.addmm(b, x, w.t())

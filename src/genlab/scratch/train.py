@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -63,6 +64,26 @@ def _check_knobs(epochs: int, batch_size: int, lr: float, width: int, schedule: 
         raise ValueError(f"lr: expected lr > 0, got {lr!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+
+
+@contextmanager
+def torch_threads(num_threads: int | None):
+    """Temporarily set torch's intra-op thread count (None: leave it as it is).
+
+    The trainers default to 1 thread: their per-op work is small, and on a shared 2-core
+    machine a second OpenMP thread mostly waits on barriers (measured 2-25x slower there).
+    """
+    if num_threads is None:
+        yield
+        return
+    if not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads: expected None or a positive int, got {num_threads!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -124,6 +145,26 @@ def predict_logits(model: Sequential, x: Tensor, *, batch_size: int = 256) -> Te
     return torch.cat([model.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def _classifier_data(train_x, train_y, test_x, test_y):
+    """Validated tensors: standardised images (N, 1, H, W) float32 and int64 labels (N,)."""
+    train_x, test_x = _check_images(train_x, "train_x"), _check_images(test_x, "test_x")
+    ytr = _check_labels(train_y, len(train_x), 10, "train_y")
+    yte = _check_labels(test_y, len(test_x), 10, "test_y")
+    xtr, xte = to_float_images(train_x), to_float_images(test_x)
+    mean, std = xtr.mean(), xtr.std()  # standardise with training statistics
+    return (xtr - mean) / std, ytr, (xte - mean) / std, yte
+
+
+class _Clock:
+    """Wall-clock and process-CPU seconds since construction."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def seconds(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
 @torch.no_grad()
 def train_scratch_classifier(
     train_x: np.ndarray,
@@ -137,32 +178,29 @@ def train_scratch_classifier(
     width: int = 32,
     seed: int = 0,
     schedule: str = "cosine",
+    num_threads: int | None = 1,
     progress: bool = True,
     on_step: OnStep | None = None,
 ) -> dict:
     """Train the scratch CNN (uint8 images (N, H, W), labels (N,)) with Adam; evaluate on test.
 
     Returns {"test_accuracy", "test_loss", "losses" (per step), "steps", "n_params",
-    "train_seconds", "eval_seconds", "samples_per_second"}.
+    "train_seconds", "train_cpu_seconds", "eval_seconds", "samples_per_second"}.
     """
     _check_knobs(epochs, batch_size, lr, width, schedule)
-    train_x, test_x = _check_images(train_x, "train_x"), _check_images(test_x, "test_x")
-    ytr = _check_labels(train_y, len(train_x), 10, "train_y")
-    yte = _check_labels(test_y, len(test_x), 10, "test_y")
+    xtr, ytr, xte, yte = _classifier_data(train_x, train_y, test_x, test_y)
     gen = torch.Generator().manual_seed(seed)
-    xtr, xte = to_float_images(train_x), to_float_images(test_x)
-    mean, std = xtr.mean(), xtr.std()  # standardise with training statistics
-    xtr, xte = (xtr - mean) / std, (xte - mean) / std
     model = build_classifier(width=width, generator=gen, image_size=xtr.shape[-1])
     opt = Adam(model.parameters(), lr=lr)
-    start = time.perf_counter()
-    losses = _fit(
-        lambda idx: classifier_step(model, xtr[idx], ytr[idx]),
-        opt, len(xtr), epochs=epochs, batch_size=batch_size, schedule=schedule,
-        generator=gen, progress=progress, on_step=on_step, desc="scratch-cnn",
-    )  # fmt: skip
-    train_s, start = time.perf_counter() - start, time.perf_counter()
-    logits = predict_logits(model, xte)
+    with torch_threads(num_threads):
+        clock = _Clock()
+        losses = _fit(
+            lambda idx: classifier_step(model, xtr[idx], ytr[idx]),
+            opt, len(xtr), epochs=epochs, batch_size=batch_size, schedule=schedule,
+            generator=gen, progress=progress, on_step=on_step, desc="scratch-cnn",
+        )  # fmt: skip
+        (train_s, train_cpu), clock = clock.seconds(), _Clock()
+        logits = predict_logits(model, xte)
     test_loss, _ = ops.softmax_cross_entropy_forward(logits, yte)
     return {
         "test_accuracy": float((logits.argmax(1) == yte).double().mean()),
@@ -171,7 +209,8 @@ def train_scratch_classifier(
         "steps": len(losses),
         "n_params": _n_params(model),
         "train_seconds": train_s,
-        "eval_seconds": time.perf_counter() - start,
+        "train_cpu_seconds": train_cpu,
+        "eval_seconds": clock.seconds()[0],
         "samples_per_second": epochs * len(xtr) / train_s,
     }
 
@@ -196,18 +235,29 @@ def reconstruct(encoder: Sequential, decoder: Sequential, x: Tensor, *, batch_si
     return torch.cat(parts)
 
 
+def _autoencoder_data(train_x, test_x) -> tuple[Tensor, Tensor]:
+    """Validated images (N, 1, H, W) in [0, 1], sides divisible by 4 (two stride-2 stages)."""
+    xtr = to_float_images(_check_images(train_x, "train_x"))
+    xte = to_float_images(_check_images(test_x, "test_x"))
+    if xtr.shape[-1] % 4 or xtr.shape[-2] % 4 or xtr.shape[-2:] != xte.shape[-2:]:
+        sides = (tuple(xtr.shape[-2:]), tuple(xte.shape[-2:]))
+        raise ValueError(f"train_x: sides must match test_x and be divisible by 4, got {sides}")
+    return xtr, xte
+
+
 @torch.no_grad()
 def train_scratch_autoencoder(
     train_x: np.ndarray,
     test_x: np.ndarray,
     *,
-    epochs: int = 1,
+    epochs: int = 3,
     batch_size: int = 64,
     lr: float = 2e-3,
     width: int = 32,
     latent_channels: int = 4,
     seed: int = 0,
     schedule: str = "cosine",
+    num_threads: int | None = 1,
     n_examples: int = 8,
     progress: bool = True,
     on_step: OnStep | None = None,
@@ -215,34 +265,31 @@ def train_scratch_autoencoder(
     """Train the scratch conv autoencoder on uint8 images (N, H, W) in [0, 1] with MSE + Adam.
 
     Returns {"test_mse", "losses" (per step), "steps", "n_params", "train_seconds",
-    "eval_seconds", "originals", "reconstructions"}: the last two are float numpy arrays
-    (n_examples, H, W) of the first test images and their reconstructions.
+    "train_cpu_seconds", "eval_seconds", "originals", "reconstructions"}: the last two are
+    float numpy arrays (n_examples, H, W) of the first test images and their reconstructions.
     """
     _check_knobs(epochs, batch_size, lr, width, schedule)
-    xtr = to_float_images(_check_images(train_x, "train_x"))
-    xte = to_float_images(_check_images(test_x, "test_x"))
-    if xtr.shape[-1] % 4 or xtr.shape[-2] % 4:
-        raise ValueError(
-            f"train_x: image sides must be divisible by 4, got {tuple(xtr.shape[-2:])}"
-        )
+    xtr, xte = _autoencoder_data(train_x, test_x)
     gen = torch.Generator().manual_seed(seed)
     enc, dec = build_autoencoder(width=width, latent_channels=latent_channels, generator=gen)
     opt = Adam(enc.parameters() + dec.parameters(), lr=lr)
-    start = time.perf_counter()
-    losses = _fit(
-        lambda idx: autoencoder_step(enc, dec, xtr[idx]),
-        opt, len(xtr), epochs=epochs, batch_size=batch_size, schedule=schedule,
-        generator=gen, progress=progress, on_step=on_step, desc="scratch-ae",
-    )  # fmt: skip
-    train_s, start = time.perf_counter() - start, time.perf_counter()
-    recon = reconstruct(enc, dec, xte)
+    with torch_threads(num_threads):
+        clock = _Clock()
+        losses = _fit(
+            lambda idx: autoencoder_step(enc, dec, xtr[idx]),
+            opt, len(xtr), epochs=epochs, batch_size=batch_size, schedule=schedule,
+            generator=gen, progress=progress, on_step=on_step, desc="scratch-ae",
+        )  # fmt: skip
+        (train_s, train_cpu), clock = clock.seconds(), _Clock()
+        recon = reconstruct(enc, dec, xte)
     return {
         "test_mse": float(ops.mse_forward(recon, xte)[0]),
         "losses": losses,
         "steps": len(losses),
         "n_params": _n_params(enc) + _n_params(dec),
         "train_seconds": train_s,
-        "eval_seconds": time.perf_counter() - start,
+        "train_cpu_seconds": train_cpu,
+        "eval_seconds": clock.seconds()[0],
         "originals": xte[:n_examples, 0].numpy(),
         "reconstructions": recon[:n_examples, 0].contiguous().numpy(),
     }

@@ -68,3 +68,32 @@ def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_panels(panels: dict[str, np.ndarray], path: Path, title: str,
+                density: tuple[np.ndarray, float] | None = None) -> None:
+    """One scatter panel per named (N, 2) point set, side by side (e.g. a sampler's path)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), dpi=110)
+    for ax, (name, p) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        if density is not None:
+            grid, lim = density
+            ax.imshow(grid, extent=(-lim, lim, -lim, lim), origin="lower", cmap="Greys",
+                      alpha=0.6)
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
+        ax.scatter(p[:, 0], p[:, 1], s=1.5, alpha=0.5)
+        ax.set_title(name, fontsize=8)
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def save_guidance_sweep(rows: list[dict], path: Path, title: str) -> None:
+    """FD and class accuracy against the classifier-free guidance weight w."""
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    ws = [r["w"] for r in rows]
+    ax.plot(ws, [r["fd"] for r in rows], "o-", color="tab:blue")
+    ax.set(xlabel="guidance w", ylabel="FD", title=f"{title}: guidance sweep")
+    ax2 = ax.twinx()
+    ax2.plot(ws, [r.get("class_accuracy", np.nan) for r in rows], "s--", color="tab:orange")
+    ax2.set_ylabel("class accuracy", color="tab:orange")
+    _save(fig, path)

@@ -1,0 +1,102 @@
+"""Convolutional building blocks of diffusion U-Nets: the residual block with adaptive
+scale-shift conditioning (Nichol & Dhariwal 2021, "AdaGN"; Karras et al. 2022, EDM) and
+nearest / average-pool / strided-conv resampling (Ho et al. 2020; Song et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RESAMPLE = ("none", "up", "down")
+
+
+def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 4,
+               eps: float = 1e-6) -> nn.GroupNorm:
+    """GroupNorm with the most groups (<= max_groups, >= min_per_group channels each) dividing
+    channels; 32 groups for the usual widths, fewer for tiny test networks."""
+    groups = max(1, min(max_groups, channels // min_per_group))
+    while channels % groups:
+        groups -= 1
+    return nn.GroupNorm(groups, channels, eps=eps)
+
+
+def resample(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """(B, C, H, W) -> nearest 2x up ('up'), 2x2 average pool ('down') or unchanged ('none')."""
+    if mode == "up":
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")  # (B, C, 2H, 2W)
+    if mode == "down":
+        return F.avg_pool2d(x, kernel_size=2)  # (B, C, H/2, W/2)
+    return x
+
+
+class Downsample(nn.Module):
+    """(B, C, H, W) -> (B, C, H/2, W/2) by 2x2 average pooling or a stride-2 3x3 conv."""
+
+    def __init__(self,
+                 channels: int,             # C, kept
+                 mode: str = "avgpool"):    # "avgpool" (no parameters) or "conv" (strided conv)
+        super().__init__()
+        if mode not in ("avgpool", "conv"):
+            raise ValueError(f"mode must be 'avgpool' or 'conv', got mode={mode!r}")
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1) if mode == "conv" \
+            else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resample(x, "down") if self.conv is None else self.conv(x)
+
+
+class Upsample(nn.Module):
+    """(B, C, H, W) -> (B, C, 2H, 2W) by nearest neighbours, optionally followed by a 3x3 conv."""
+
+    def __init__(self,
+                 channels: int,             # C, kept
+                 mode: str = "nearest"):    # "nearest" (no parameters) or "conv" (nearest + conv)
+        super().__init__()
+        if mode not in ("nearest", "conv"):
+            raise ValueError(f"mode must be 'nearest' or 'conv', got mode={mode!r}")
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1) if mode == "conv" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = resample(x, "up")
+        return x if self.conv is None else self.conv(x)
+
+
+class ResBlock(nn.Module):
+    """x (B, C_in, H, W), emb (B, E) -> (B, C_out, H', W'), H' = H, 2H ('up') or H/2 ('down').
+
+    h = conv3x3(resample(SiLU(GN(x))))
+    h = conv3x3(dropout(SiLU((1 + scale) * GN(h) + shift))),  (scale, shift) = Linear(emb)
+    out = h + skip(resample(x)),  skip = 1x1 conv if C_in != C_out else identity.
+    The last conv starts at zero, so at initialisation out == skip(resample(x)) exactly.
+    """
+
+    def __init__(self,
+                 in_channels: int,          # C_in
+                 out_channels: int,         # C_out
+                 emb_dim: int,              # E, width of the conditioning embedding
+                 dropout: float = 0.0,      # dropout before the last conv, training only
+                 resample: str = "none"):   # "none" | "up" (nearest 2x) | "down" (avgpool 2x)
+        super().__init__()
+        if resample not in RESAMPLE:
+            raise ValueError(f"resample must be one of {RESAMPLE}, got resample={resample!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got dropout={dropout}")
+        self.resample = resample
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.affine = nn.Linear(emb_dim, 2 * out_channels)
+        self.norm2 = group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels \
+            else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(resample(F.silu(self.norm1(x)), self.resample))  # (B, C_out, H', W')
+        scale, shift = self.affine(emb)[:, :, None, None].chunk(2, dim=1)  # (B, C_out, 1, 1)
+        h = F.silu(torch.addcmul(shift, self.norm2(h), 1 + scale))  # adaptive GroupNorm
+        h = self.conv2(self.dropout(h))
+        return h + self.skip(resample(x, self.resample))

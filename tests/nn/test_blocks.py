@@ -1,0 +1,91 @@
+"""ResBlock, resampling and GroupNorm sizing: identity at init, closed-form forward, shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genlab.nn.blocks import Downsample, ResBlock, Upsample, group_norm, resample
+from tests.nn.helpers import randomize_
+
+torch.set_num_threads(1)
+
+
+def _x(*shape, seed=0, dtype=torch.float32):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+@pytest.mark.parametrize("channels,groups", [(256, 32), (128, 32), (96, 24), (16, 4),
+                                             (8, 2), (12, 3), (3, 1), (1, 1)])
+def test_group_norm_group_count(channels, groups):
+    assert group_norm(channels).num_groups == groups
+
+
+def test_resample_oracles():
+    x = _x(2, 3, 4, 6)
+    torch.testing.assert_close(resample(x, "down"), x.reshape(2, 3, 2, 2, 3, 2).mean((3, 5)))
+    up = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.equal(resample(x, "up"), up) and resample(x, "none") is x
+
+
+@pytest.mark.parametrize("mode", ["none", "up", "down"])
+def test_resblock_at_init_is_exactly_the_skip(mode):
+    torch.manual_seed(0)
+    x, emb = _x(2, 8, 4, 4), _x(2, 16, seed=1)
+    same = ResBlock(8, 8, emb_dim=16, resample=mode)
+    assert torch.equal(same(x, emb), resample(x, mode))
+    wider = ResBlock(8, 12, emb_dim=16, resample=mode)
+    assert torch.equal(wider(x, emb), wider.skip(resample(x, mode)))
+
+
+def test_resblock_forward_matches_adaptive_groupnorm_formula_in_float64():
+    torch.manual_seed(0)
+    block = randomize_(ResBlock(4, 8, emb_dim=6), std=0.3).double().eval()
+    x, emb = _x(3, 4, 5, 5, dtype=torch.float64), _x(3, 6, seed=1, dtype=torch.float64)
+    gn = lambda h, norm: F.group_norm(h, norm.num_groups, norm.weight, norm.bias, norm.eps)  # noqa: E731
+    h = F.conv2d(F.silu(gn(x, block.norm1)), block.conv1.weight, block.conv1.bias, padding=1)
+    params = emb @ block.affine.weight.T + block.affine.bias  # (B, 16)
+    scale, shift = params[:, :8, None, None], params[:, 8:, None, None]
+    h = F.silu((1 + scale) * gn(h, block.norm2) + shift)
+    h = F.conv2d(h, block.conv2.weight, block.conv2.bias, padding=1)
+    expected = h + F.conv2d(x, block.skip.weight, block.skip.bias)
+    torch.testing.assert_close(block(x, emb), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode,side", [("none", 6), ("up", 12), ("down", 3)])
+def test_resblock_shapes_and_embedding_dependence(mode, side):
+    torch.manual_seed(0)
+    block = randomize_(ResBlock(4, 6, emb_dim=5, resample=mode, dropout=0.2)).eval()
+    x = _x(2, 4, 6, 6)
+    out = block(x, _x(2, 5, seed=1))
+    assert out.shape == (2, 6, side, side)
+    assert not torch.allclose(out, block(x, _x(2, 5, seed=2)))
+
+
+def test_resblock_dropout_active_only_in_training():
+    torch.manual_seed(0)
+    block = randomize_(ResBlock(4, 4, emb_dim=2, dropout=0.5))
+    x, emb = _x(1, 4, 4, 4), _x(1, 2, seed=1)
+    assert not torch.allclose(block.train()(x, emb), block.eval()(x, emb))
+    assert torch.equal(block(x, emb), block(x, emb))
+
+
+def test_resblock_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="resample"):
+        ResBlock(4, 4, emb_dim=2, resample="pool")
+    with pytest.raises(ValueError, match="dropout"):
+        ResBlock(4, 4, emb_dim=2, dropout=1.5)
+
+
+def test_downsample_and_upsample():
+    x = _x(2, 4, 6, 6)
+    torch.testing.assert_close(Downsample(4)(x), F.avg_pool2d(x, 2))
+    assert Downsample(4, mode="conv")(x).shape == (2, 4, 3, 3)
+    assert list(Downsample(4).parameters()) == []
+    assert torch.equal(Upsample(4)(x), resample(x, "up"))
+    assert Upsample(4, mode="conv")(x).shape == (2, 4, 12, 12)
+    with pytest.raises(ValueError, match="mode"):
+        Downsample(4, mode="max")
+    with pytest.raises(ValueError, match="mode"):
+        Upsample(4, mode="bilinear")

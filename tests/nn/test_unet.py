@@ -1,0 +1,187 @@
+"""The diffusion U-Net: shape contracts, null labels, gradients, determinism, configs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from genlab.models.unet import (
+    EDM_CIFAR10,
+    FASHION_MNIST_CPU,
+    FASHION_MNIST_GPU,
+    UNet,
+    UNetConfig,
+    count_parameters,
+)
+from tests.nn.helpers import grad_report, randomize_
+
+torch.set_num_threads(1)
+
+
+def tiny(**overrides) -> UNet:
+    kw = dict(in_channels=1, out_channels=1, resolution=28, model_channels=8,
+              channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(7,), dropout=0.0)
+    torch.manual_seed(0)
+    return UNet(**{**kw, **overrides})
+
+
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(channel_mult=(1, 2), attn_resolutions=()),
+    dict(channel_mult=(1, 1, 2), num_blocks=2, attn_resolutions=(14, 7), num_heads=2),
+    dict(in_channels=3, out_channels=3, resolution=32, attn_resolutions=(16,), label_dim=10),
+    dict(in_channels=3, out_channels=6, resolution=32, channel_mult=(1, 2, 2, 2),
+         attn_resolutions=(8, 4), embedding="fourier"),
+    dict(in_channels=3, out_channels=3, resolution=64, channel_mult=(1, 1, 2, 2),
+         attn_resolutions=(16,), label_dim=3),
+])
+def test_output_shape_follows_input(kw):
+    net = tiny(**kw)
+    c, r = net.in_channels, net.resolution
+    labels = torch.tensor([0, -1]) if net.label_dim else None
+    out = net(_randn(2, c, r, r), torch.tensor([0.1, -2.0]), labels)
+    assert out.shape == (2, kw.get("out_channels", 1), r, r) and out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(channel_mult=(1, 2, 2, 2)), "resolution"),  # 28 is not divisible by 8
+    (dict(channel_mult=()), "channel_mult"),
+    (dict(attn_resolutions=(16,)), "attn_resolutions"),  # 28 -> 14 -> 7 has no 16
+    (dict(embedding="learned"), "embedding"),
+    (dict(num_blocks=0), "num_blocks"),
+    (dict(label_dim=-1), "label_dim"),
+    (dict(num_heads=3), "num_heads"),  # 16 channels at 7x7
+])
+def test_bad_arguments_rejected(kw, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kw)
+
+
+def test_bad_inputs_rejected():
+    with pytest.raises(ValueError, match="label_dim=0"):
+        tiny()(_randn(1, 1, 28, 28), torch.zeros(1), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match="x must be"):
+        tiny()(_randn(1, 1, 32, 32), torch.zeros(1))
+
+
+def test_null_labels_equal_no_labels_per_row():
+    net = randomize_(tiny(label_dim=5), std=0.2).eval()
+    x, sigma = _randn(3, 1, 28, 28), torch.tensor([0.5, 1.0, -1.0])
+    uncond = net(x, sigma)
+    assert torch.equal(net(x, sigma, torch.full((3,), -1)), uncond)
+    mixed = net(x, sigma, torch.tensor([2, -1, 4]))
+    assert torch.equal(mixed[1], uncond[1])
+    assert not torch.allclose(mixed[0], uncond[0]) and not torch.allclose(mixed[2], uncond[2])
+
+
+def test_every_parameter_gets_a_gradient():
+    net = randomize_(tiny(label_dim=3, channel_mult=(1, 2), attn_resolutions=(28, 14)), std=0.2)
+    out = net(_randn(2, 1, 28, 28), torch.tensor([0.3, 2.0]), torch.tensor([1, 2]))
+    out.square().mean().backward()
+    assert grad_report(net) == ([], [])
+
+
+def test_zero_init_blocks_still_give_every_parameter_a_grad_tensor():
+    net = tiny(label_dim=3)
+    net(_randn(2, 1, 28, 28), torch.tensor([0.3, 2.0]), torch.tensor([1, 0])).sum().backward()
+    missing, _ = grad_report(net)
+    assert missing == []
+
+
+def test_deterministic_and_batch_independent():
+    a, b = tiny().eval(), tiny().eval()
+    randomize_(a, seed=1)
+    randomize_(b, seed=1)
+    x, sigma = _randn(4, 1, 28, 28), torch.tensor([0.1, 0.2, 0.3, 0.4])
+    assert torch.equal(a(x, sigma), b(x, sigma))
+    torch.testing.assert_close(a(x[1:2], sigma[1:2]), a(x, sigma)[1:2], rtol=1e-5, atol=1e-5)
+
+
+def test_noise_label_matters_and_scalar_broadcasts():
+    net = randomize_(tiny(), std=0.2).eval()
+    x = _randn(2, 1, 28, 28)
+    assert torch.equal(net(x, torch.tensor(0.7)), net(x, torch.full((2,), 0.7)))
+    assert not torch.allclose(net(x, torch.full((2,), 0.7)), net(x, torch.full((2,), -0.7)))
+
+
+def test_dropout_only_in_training():
+    net = randomize_(tiny(dropout=0.5), std=0.2)
+    x, sigma = _randn(2, 1, 28, 28), torch.zeros(2)
+    torch.manual_seed(0)
+    assert not torch.allclose(net.train()(x, sigma), net.eval()(x, sigma))
+
+
+def test_channels_last_agrees():
+    net = randomize_(tiny(), std=0.2).eval()
+    x, sigma = _randn(2, 1, 28, 28), torch.tensor([0.1, 1.0])
+    ref = net(x, sigma)
+    out = net.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last),
+                                                    sigma)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_autocast_runs_and_stays_close():
+    net = randomize_(tiny(), std=0.1).eval()
+    x, sigma = _randn(2, 1, 28, 28), torch.tensor([0.1, 1.0])
+    ref = net(x, sigma)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x, sigma)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert (out - ref).norm() / ref.norm() < 0.05  # bf16 has ~3 significant digits
+
+
+def test_traces_without_graph_breaks():
+    net = tiny(label_dim=2).eval()
+    compiled = torch.compile(net, backend="eager", fullgraph=True)  # fullgraph: error on a break
+    x, sigma, labels = _randn(2, 1, 28, 28), torch.tensor([0.1, 1.0]), torch.tensor([1, -1])
+    torch.testing.assert_close(compiled(x, sigma, labels), net(x, sigma, labels))
+
+
+def test_config_round_trip_and_frozen():
+    cfg = UNetConfig(model_channels=8, num_blocks=1, label_dim=2)
+    torch.manual_seed(0)
+    a = UNet.from_config(cfg)
+    torch.manual_seed(0)
+    b = UNet(**dataclasses.asdict(cfg))
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model_channels = 16
+
+
+def test_preset_parameter_counts():
+    with torch.device("meta"):  # counts only: no memory, no init cost
+        counts = {name: UNet.from_config(cfg).num_parameters() for name, cfg in
+                  [("edm", EDM_CIFAR10), ("cpu", FASHION_MNIST_CPU), ("gpu", FASHION_MNIST_GPU)]}
+    assert counts == {"edm": 59_803_395, "cpu": 1_353_185, "gpu": 7_526_017}  # golden
+    assert 50e6 < counts["edm"] < 60e6  # NVlabs/edm DDPM++ CIFAR-10 is 55.7M
+
+
+def test_count_parameters_skips_buffers():
+    net = tiny(embedding="fourier")
+    total = sum(p.numel() for p in net.parameters())
+    assert count_parameters(net) == total == net.num_parameters()
+    assert "noise_emb.freqs" in net.state_dict()
+    net.stem.weight.requires_grad_(False)
+    assert count_parameters(net) == total - net.stem.weight.numel()
+    assert count_parameters(net, trainable_only=False) == total
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_compiled_bf16_channels_last_training_step():
+    net = tiny(label_dim=10).cuda().to(memory_format=torch.channels_last)
+    step = torch.compile(net)
+    x = torch.randn(8, 1, 28, 28, device="cuda").to(memory_format=torch.channels_last)
+    sigma, labels = torch.rand(8, device="cuda"), torch.randint(-1, 10, (8,), device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = step(x, sigma, labels)
+    out.float().square().mean().backward()
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert grad_report(net)[0] == []
