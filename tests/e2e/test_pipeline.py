@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import make_env, make_workspace, run
 
+MODELS = ("ae", "dae", "ae_toy", "dae_toy", "edm_toy", "ddpm_toy", "ncsn_toy")
 STAGES = ["fetch", "preprocess", "evaluator", "concepts", "scratch", "report"] + [
-    f"{kind}@{m}" for kind in ("train", "evaluate") for m in ("ae", "dae", "ae_toy", "dae_toy")]
+    f"{kind}@{m}" for kind in ("train", "evaluate") for m in MODELS]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def _runs(uri) -> list:
 
 def test_outputs_exist_and_are_finite(repro):
     ws, *_ = repro
-    for model in ("evaluator", "ae", "dae", "ae_toy", "dae_toy"):
+    for model in ("evaluator", "concepts", "scratch_cnn", "scratch_ae", *MODELS):
         metrics = json.loads((ws / f"metrics/{model}.json").read_text())
         assert metrics and all(math.isfinite(v) for v in metrics.values()
                                if isinstance(v, float)), model
@@ -47,7 +48,9 @@ def test_outputs_exist_and_are_finite(repro):
     assert (ws / "figures/evaluator/loss.png").exists()
     assert (ws / "data/samples/ae.npz").exists()
     summary = pd.read_csv(ws / "metrics/summary.csv", index_col="model")
-    assert set(summary.index) == {"evaluator", "ae", "dae", "ae_toy", "dae_toy"}
+    assert set(summary.index) == {"evaluator", *MODELS}
+    assert (ws / "figures/ncsn_toy/annealing.png").exists()
+    assert "Foundations" in (ws / "reports/report.md").read_text()
     html = (ws / "reports/index.html").read_text()
     assert "data:image/png;base64," in html and "not comparable to Inception FID" in html
     lock = yaml.safe_load((ws / "dvc.lock").read_text())
