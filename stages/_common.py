@@ -53,6 +53,20 @@ def section(params: dict, key: str) -> Any:
     return params[key]
 
 
+def model_section(argv: list[str], stage: str) -> tuple[str, dict, Any]:
+    """(name, params, typed config) for `python -m stages.<stage> <name>`, name a train key."""
+    from genlab.config import load_train
+
+    if len(argv) != 1:
+        raise ConfigError(f"usage: python -m stages.{stage} <name>  (a key of the train section)")
+    name = argv[0]
+    params = load_params()
+    train_section = section(params, "train")
+    if name not in train_section:
+        raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
+    return name, params, load_train(train_section[name], name)
+
+
 def runtime(params: dict) -> tuple[RuntimeConfig, torch.device, int]:
     """Validated runtime section, the chosen device and the seed; sets the thread count."""
     rt = load(RuntimeConfig, params.get("runtime", {}), "runtime")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.config import ConfigError, EvaluateConfig, load, load_train
+from genlab.config import EvaluateConfig, load
 from genlab.data.fashion_mnist import CLASSES
 from genlab.data.processed import float_to_images, images_to_float, load_array
 from genlab.data.toy2d import density_grid, sample_toy
@@ -34,16 +34,7 @@ from genlab.tracking.figures import (
     save_scatter,
 )
 from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights
-from stages._common import (
-    PROCESSED,
-    load_params,
-    main,
-    runtime,
-    section,
-    tracker,
-    write_csv,
-    write_json,
-)
+from stages._common import PROCESSED, main, model_section, runtime, tracker, write_csv, write_json
 
 EVALUATOR = Path("models/evaluator.pt")
 
@@ -215,14 +206,7 @@ EVALUATORS = {("ae", True): evaluate_images, ("ae", False): evaluate_points,
 
 def run(argv: list[str]) -> None:
     # 1. Params, validated before any model or data is read.
-    if len(argv) != 1:
-        raise ConfigError("usage: python -m stages.evaluate <name>  (a key of the train section)")
-    name = argv[0]
-    params = load_params()
-    train_section = section(params, "train")
-    if name not in train_section:
-        raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
-    cfg = load_train(train_section[name], name)
+    name, params, cfg = model_section(argv, "evaluate")
     ev = load(EvaluateConfig, params.get("evaluate", {}), "evaluate")
     _, device, seed = runtime(params)
 

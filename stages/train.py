@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import ConfigError, load_train
 from genlab.data.batches import image_batches, point_batches
 from genlab.data.processed import load_array
 from genlab.models import diffusion
@@ -20,10 +19,9 @@ from genlab.training.loop import RunSpec, train
 from stages._common import (
     PROCESSED,
     config_hash,
-    load_params,
     main,
+    model_section,
     runtime,
-    section,
     tracker,
     write_csv,
     write_json,
@@ -56,19 +54,12 @@ def model_kind(cfg) -> str:
 
 def run(argv: list[str]) -> None:
     # 1. Params, validated before any data is read.
-    if len(argv) != 1:
-        raise ConfigError("usage: python -m stages.train <name>  (a key of the train section)")
-    name = argv[0]
-    params = load_params()
-    train_section = section(params, "train")
-    if name not in train_section:
-        raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
-    cfg = load_train(train_section[name], name)
+    name, params, cfg = model_section(argv, "train")
     rt, device, seed = runtime(params)
     if cfg.dataset.startswith("toy2d/") and rt.num_threads == 0 and device.type == "cpu":
         torch.set_num_threads(1)  # tiny MLP batches: thread hand-offs cost more than they save
 
-    with tracker(params, f"train@{name}", {f"train.{name}": train_section[name],
+    with tracker(params, f"train@{name}", {f"train.{name}": params["train"][name],
                                            "seed": seed}) as tr:
         # 2. Data and model.
         data, labels, shape = training_data(cfg.dataset)
