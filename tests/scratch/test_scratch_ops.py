@@ -213,6 +213,15 @@ def _pool_input(case, gen):
     return x.mul(1.5).round() if case["integer"] else x
 
 
+def _some_window_is_all_padding(sides, kernel, stride, padding, dilation) -> bool:
+    for n, k, s, p in zip(sides, kernel, stride, padding, strict=True):
+        n_out = (n + 2 * p - dilation * (k - 1) - 1) // s + 1
+        for o in range(n_out):
+            if not any(0 <= o * s - p + j * dilation < n for j in range(k)):
+                return True
+    return False
+
+
 @SETTINGS
 @given(pool_case(), st.integers(1, 2))
 def test_max_pool2d_matches_torch_including_ties(case, dilation):
@@ -224,6 +233,10 @@ def test_max_pool2d_matches_torch_including_ties(case, dilation):
         dilation * (ki - 1) + 1 > n + 2 * pi for ki, n, pi in zip(k, x.shape[2:], p, strict=True)
     ):
         return  # window larger than the padded input: torch and ops both reject it
+    if _some_window_is_all_padding(x.shape[2:], k, hyper["stride"], p, dilation):
+        # torch 2.14's CPU max_pool2d backward corrupts memory (double free, process abort)
+        # when a dilated window sees only padding, e.g. k=(1, 2), d=2, p=(0, 1) on 3x1.
+        return
     y_ref, dy, (dx_ref,) = _torch_grads(lambda x: F.max_pool2d(x, **hyper), [x], gen)
     y, cache = ops.max_pool2d_forward(x, **hyper)
     _assert_all_close([y, ops.max_pool2d_backward(dy, cache)], [y_ref, dx_ref])

@@ -9,6 +9,7 @@ Weights use He initialisation (He et al. 2015): N(0, 2 / fan_in); biases start a
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,7 @@ def he_normal(shape: tuple[int, ...], fan_in: int, generator: torch.Generator, d
     return torch.randn(shape, generator=generator, dtype=dtype) * (2.0 / fan_in) ** 0.5
 
 
-class Layer:
+class Layer(ABC):
     """Base class: forward(x) -> y caches what backward(dy) -> dx needs."""
 
     def __init__(self) -> None:
@@ -39,11 +40,13 @@ class Layer:
     def parameters(self) -> list[Parameter]:
         return []
 
+    @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """y = layer(x), keeping in self._cache what backward needs."""
 
+    @abstractmethod
     def backward(self, dy: Tensor) -> Tensor:
-        raise NotImplementedError
+        """dL/dx from dL/dy (and the parameters' grads, for layers that have them)."""
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(x)
