@@ -81,11 +81,9 @@ def _check(f: dataclasses.Field, value: Any, key: str) -> None:
     check = f.metadata.get("check")
     if check is None:
         return
-    items = value if isinstance(value, tuple) and f.metadata.get("each") else [value]
-    for v in items:
-        if not check(v):
-            rule = f.metadata.get("rule") or "is out of range"
-            raise ConfigError(f"{key} {rule}, got {v!r}")
+    if not check(value):
+        rule = f.metadata.get("rule") or "is out of range"
+        raise ConfigError(f"{key} {rule}, got {value!r}")
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
