@@ -57,8 +57,9 @@ def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
     overview = table[[c for c in KEY_COLUMNS if c in table.columns]]
     (out_dir / "index.html").write_text(_page(overview.to_html(float_format="%.4g", na_rep=""),
                                               "\n".join(sections_html) + found_html))
-    (out_dir / "report.md").write_text("# genlab report\n\n" + overview.to_markdown(
-        floatfmt=".4g") + "\n\n" + "\n\n".join(sections_md) + found_md + "\n")
+    blanks = overview.astype(object).where(overview.notna(), None)  # NaN -> empty cell
+    (out_dir / "report.md").write_text("# genlab report\n\n" + blanks.to_markdown(
+        floatfmt=".4g", missingval="") + "\n\n" + "\n\n".join(sections_md) + found_md + "\n")
     return table
 
 
