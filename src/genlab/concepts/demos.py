@@ -7,8 +7,6 @@ chains them with the given knobs. Nothing is read from files or the environment.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +22,7 @@ from genlab.concepts import mcmc  # noqa: E402
 from genlab.concepts import metaheuristics as mh  # noqa: E402
 from genlab.concepts import sde as sdes  # noqa: E402
 from genlab.concepts.moving_averages import moving_average_demo  # noqa: E402
+from genlab.training.device import torch_threads  # noqa: E402
 
 GD_LR = {"rastrigin": 1e-3, "rosenbrock": 5e-4, "ackley": 1e-2}  # stable heavy-ball step sizes
 SA_T_MIN = {"ackley": 1e-8}  # Ackley's funnel is narrow in its wide box: cool further
@@ -36,19 +35,10 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-@contextmanager
-def single_intra_op_thread() -> Iterator[None]:
-    """Run torch ops on one intra-op thread, restoring the previous count afterwards.
-
-    The demos use tiny tensors in long Python loops; on a CPU shared with other jobs, threaded
-    kernels (softmax, logsumexp) were measured 100x slower here than single-threaded ones.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def single_intra_op_thread():
+    """torch ops on one intra-op thread: the demos loop over tiny tensors, where threaded
+    kernels (softmax, logsumexp) were measured 100x slower on a shared CPU."""
+    return torch_threads(1)
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from genlab.scratch import ops
 from genlab.scratch.cnn import build_autoencoder, build_classifier
 from genlab.scratch.layers import Layer, Sequential
 from genlab.scratch.optim import Adam
+from genlab.training.device import torch_threads
 
 OnStep = Callable[[int, float], None]
 SCHEDULES = ("cosine", "constant")
@@ -64,26 +64,6 @@ def _check_knobs(epochs: int, batch_size: int, lr: float, width: int, schedule: 
         raise ValueError(f"lr: expected lr > 0, got {lr!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
-
-
-@contextmanager
-def torch_threads(num_threads: int | None):
-    """Temporarily set torch's intra-op thread count (None: leave it as it is).
-
-    The trainers default to 1 thread: their per-op work is small, and on a shared 2-core
-    machine a second OpenMP thread mostly waits on barriers (measured 2-25x slower there).
-    """
-    if num_threads is None:
-        yield
-        return
-    if not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads: expected None or a positive int, got {num_threads!r}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -34,3 +35,23 @@ def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> 
     g = torch.Generator(device=device)
     g.manual_seed((seed * 1_000_003 + step * 7919 + 12345) % (2**63 - 1))
     return g
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (None: leave it as it is).
+
+    Small tensors in long Python loops (scratch trainers, concepts demos, toy MLPs) run faster
+    on one thread: on a shared 2-core machine a second OpenMP thread mostly waits on barriers.
+    """
+    if num_threads is None:
+        yield
+        return
+    if not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads: expected None or a positive int, got {num_threads!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
