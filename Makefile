@@ -6,7 +6,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-source repro test test-all lint ui bench check-params clean-tracking
+.PHONY: setup data-source repro test test-all lint ui bench bench-unet bench-sampling profile-unet check-params clean-tracking
 
 setup: $(VENV)/.installed data-source
 
@@ -48,3 +48,14 @@ ui: setup
 
 bench: setup
 	$(PY) benchmarks/bench_scratch_conv.py
+
+# Diffusion speed (meant for a GPU; on a CPU they only smoke-test the path, so shrink them).
+# BENCH_ARGS passes options through, e.g. make bench-unet BENCH_ARGS="--variants compiled".
+bench-unet: setup
+	$(PY) benchmarks/bench_unet.py $(BENCH_ARGS)
+
+bench-sampling: setup        # needs models/edm_fmnist.pt (dvc repro train@edm_fmnist)
+	$(PY) benchmarks/bench_sampling.py edm_fmnist $(BENCH_ARGS)
+
+profile-unet: setup
+	$(PY) benchmarks/profile_unet.py $(BENCH_ARGS)

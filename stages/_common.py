@@ -24,6 +24,7 @@ from genlab.config import (
     TrackingConfig,
     check_top_level,
     load,
+    load_profile,
     load_seed,
 )
 from genlab.tracking.mlflow_tracker import StageTracker, TrackingTarget
@@ -62,9 +63,21 @@ def model_section(argv: list[str], stage: str) -> tuple[str, dict, Any]:
     name = argv[0]
     params = load_params()
     train_section = section(params, "train")
-    if name not in train_section:
-        raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)})")
-    return name, params, load_train(train_section[name], name)
+    presets = params.get("presets") or {}
+    if name in train_section:
+        return name, params, load_train(train_section[name], name, load_profile(params))
+    if isinstance(presets, dict) and name in presets:
+        return name, params, _load_preset(presets[name], name, load_profile(params))
+    raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)}; "
+                      f"presets: {list(presets) if isinstance(presets, dict) else []})")
+
+
+def evaluate_section(params: dict):
+    """The typed `evaluate` section with the active profile's overrides."""
+    from genlab.config import EvaluateConfig, apply_profile
+
+    raw = apply_profile(params.get("evaluate", {}), load_profile(params), "evaluate")
+    return load(EvaluateConfig, raw, "evaluate")
 
 
 def runtime(params: dict) -> tuple[RuntimeConfig, torch.device, int]:
@@ -73,7 +86,11 @@ def runtime(params: dict) -> tuple[RuntimeConfig, torch.device, int]:
     seed = load_seed(params)
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
-    return rt, pick_device(rt.device), seed
+    device = pick_device(rt.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
+        torch.backends.cudnn.benchmark = True
+    return rt, device, seed
 
 
 def config_hash(*parts: Any) -> str:
@@ -145,22 +162,42 @@ def main(fn) -> None:
         sys.exit(2)
 
 
+def _load_preset(raw, name: str, profile: str):
+    """A presets.<name> section, validated like train.<name>; errors name presets.<name>."""
+    from genlab.config import load_train
+
+    try:
+        return load_train(raw, name, profile)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace(f"train.{name}", f"presets.{name}")) from None
+
+
 def validate_params(params: dict) -> None:
     """Validate every section of params.yaml at once (used by `make check-params` and tests)."""
-    from genlab.config import DataConfig, EvaluateConfig, EvaluatorConfig, load_train
+    from genlab.config import PROFILES, DataConfig, EvaluatorConfig, load_train
 
     check_top_level(params, TOP_LEVEL)
     load_seed(params)
+    active = load_profile(params)
     load(RuntimeConfig, params.get("runtime", {}), "runtime")
     load(TrackingConfig, params.get("tracking", {}), "tracking")
     load(DataConfig, section(params, "data"), "data")
     load(EvaluatorConfig, section(params, "evaluator"), "evaluator")
-    load(EvaluateConfig, params.get("evaluate", {}), "evaluate")
     train = section(params, "train")
     if not isinstance(train, dict) or not train:
         raise ConfigError("train must be a non-empty mapping of model name -> section")
-    for name, raw in train.items():
-        load_train(raw, name)
+    for profile in (active, *[p for p in PROFILES if p != active]):  # every preset, active first
+        evaluate_section({**params, "profile": profile})
+        for name, raw in train.items():
+            load_train(raw, name, profile)
+        presets = params.get("presets") or {}
+        if not isinstance(presets, dict):
+            raise ConfigError(f"presets must be a mapping of name -> train section, "
+                              f"got {type(presets).__name__}")
+        for name, raw in presets.items():
+            if name in train:
+                raise ConfigError(f"presets.{name} has the name of train.{name}: rename one")
+            _load_preset(raw, name, profile)
     from genlab.config import ConceptsConfig, ScratchConfig
 
     load(ConceptsConfig, params.get("concepts", {}), "concepts")

@@ -4,13 +4,13 @@ trained model; image models also write data/samples/<name>.npz."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from genlab.config import EvaluateConfig, load
 from genlab.data.fashion_mnist import CLASSES
 from genlab.data.processed import float_to_images, images_to_float, load_array
 from genlab.data.toy2d import density_grid, sample_toy
@@ -23,6 +23,7 @@ from genlab.metrics.toy import context_numbers, mmd_rbf, sliced_wasserstein
 from genlab.models import diffusion
 from genlab.models.ae import AE_MODELS
 from genlab.models.diffusion import N_CLASSES
+from genlab.models.unet import UNet
 from genlab.samplers.generate import generate, nfe
 from genlab.samplers.ncsn import annealed_langevin_dynamics
 from genlab.tracking.figures import (
@@ -34,7 +35,16 @@ from genlab.tracking.figures import (
     save_scatter,
 )
 from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights
-from stages._common import PROCESSED, main, model_section, runtime, tracker, write_csv, write_json
+from stages._common import (
+    PROCESSED,
+    evaluate_section,
+    main,
+    model_section,
+    runtime,
+    tracker,
+    write_csv,
+    write_json,
+)
 
 EVALUATOR = Path("models/evaluator.pt")
 
@@ -52,6 +62,20 @@ def load_model(name: str, cfg, device: torch.device) -> torch.nn.Module:
         net = AE_MODELS[state["kind"]](**state["arch"])
     load_weights(net, state["ema"], path)
     return net.to(device).eval()
+
+
+def speed_up(net: torch.nn.Module, rt, device: torch.device) -> torch.nn.Module:
+    """runtime.channels_last / runtime.compile for sampling: NHWC weights and an in-place
+    torch.compile of the backbone (the sampler and the preconditioning wrapper stay eager).
+    The first batch of each new shape pays the compile time."""
+    backbone = next((m for m in net.modules() if isinstance(m, UNet)), None)
+    if backbone is None:
+        return net
+    if rt.use("channels_last", device.type):
+        net.to(memory_format=torch.channels_last)
+    if rt.use("compile", device.type):
+        backbone.compile()
+    return net
 
 
 def interleave(a: np.ndarray, b: np.ndarray, nrow: int) -> np.ndarray:
@@ -160,44 +184,71 @@ def save_annealing_path(score, method, g, path: Path, density) -> None:
                  else ""): traj[i].numpy() for i in picks}, path, "NCSN annealing path", density)
 
 
-def diffusion_images(name, net, cfg, ev, seed, figs: Path) -> dict:
-    """Image diffusion model: FD / precision / recall (with floor and ceiling), predicted-class
-    histogram, sample grid; conditional models: the classifier-free guidance sweep."""
-    test_x = images_to_float(load_array(PROCESSED, "fashion_mnist/test_x"))
-    train_x = images_to_float(load_array(PROCESSED, "fashion_mnist/train_x"))
+def diffusion_images(name, net, cfg, ev, seed, figs: Path, bf16: bool = False) -> dict:
+    """Image diffusion model: sample grid and data/samples/<name>.npz; on Fashion-MNIST also
+    FD / precision / recall (with floor and ceiling) and the predicted-class histogram, and for
+    conditional models the classifier-free guidance sweep. CIFAR-10 / CelebA have no trained
+    evaluator here: their samples get grids and per-channel moments against the test set."""
+    test_x = images_to_float(load_array(PROCESSED, f"{cfg.dataset}/test_x"))
     n = min(cfg.eval_samples or ev.n_samples, len(test_x))
-    evaluator = load_evaluator(EVALUATOR)
-    feats = feature_fn(evaluator)
+    scored = cfg.dataset == "fashion_mnist"
+    if scored:
+        train_x = images_to_float(load_array(PROCESSED, "fashion_mnist/train_x"))
+        evaluator = load_evaluator(EVALUATOR)
+        feats = feature_fn(evaluator)
     dev = next(net.parameters()).device
-    metrics, sweep = {"nfe": nfe(cfg.method)}, []
+    metrics, sweep = {"nfe": nfe(cfg.method), "n_samples": n}, []
     ws = cfg.guidance if cfg.conditional else (None,)
     for w in ws:
         g = torch.Generator(device=dev).manual_seed(seed)
         labels = (torch.arange(n) % N_CLASSES) if cfg.conditional else None
+        # CFG runs both branches in one call of twice the batch: halving it keeps the network's
+        # input shape fixed across the sweep (no torch.compile recompilation per w).
+        bs = max(1, ev.sample_batch_size // 2) if w else ev.sample_batch_size
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
         samples = generate(net, cfg.method, n, tuple(test_x.shape[1:]), generator=g,
-                           labels=labels, guidance=w, batch_size=ev.batch_size, device=dev)
-        rep = image_fd_report(feats, test_x[:n], train_x, samples, k=ev.k, batch=ev.batch_size,
-                              generator=torch.Generator().manual_seed(seed))
-        pred = predict(evaluator, samples)
-        row = {"w": w, "fd": rep["fd"], "precision": rep["precision"], "recall": rep["recall"]}
-        if labels is not None:
-            row["class_accuracy"] = (pred == labels).float().mean().item()
-        sweep.append(row)
+                           labels=labels, guidance=w, batch_size=bs,
+                           device=dev, bf16=bf16)
+        row = {"w": w, "sample_seconds": time.perf_counter() - t0}
         suffix = "" if w is None else f"_w{w:g}"
-        metrics |= {f"sample_{k}{suffix}": v for k, v in row.items() if k != "w"}
-        metrics |= {k: v for k, v in rep.items() if k.startswith("fd_")}
         save_grid(float_to_images(samples[:ev.grid ** 2]), figs / f"samples{suffix}.png",
                   nrow=ev.grid)
-        counts = Counter(pred.tolist())
-        save_bars({CLASSES[c]: counts.get(c, 0) / n for c in range(N_CLASSES)},
-                  figs / f"sample_classes{suffix}.png", f"{name}: predicted classes", "fraction")
+        if scored:
+            rep = image_fd_report(feats, test_x[:n], train_x, samples, k=ev.k, batch=ev.batch_size,
+                                  generator=torch.Generator().manual_seed(seed))
+            pred = predict(evaluator, samples)
+            row |= {"fd": rep["fd"], "precision": rep["precision"], "recall": rep["recall"]}
+            if labels is not None:
+                row["class_accuracy"] = (pred == labels).float().mean().item()
+            metrics |= {k: v for k, v in rep.items() if k.startswith("fd_")}
+            counts = Counter(pred.tolist())
+            save_bars({CLASSES[c]: counts.get(c, 0) / n for c in range(N_CLASSES)},
+                      figs / f"sample_classes{suffix}.png", f"{name}: predicted classes",
+                      "fraction")
+        else:
+            row |= channel_moment_gaps(samples, test_x[:n])
+        sweep.append(row)
+        if not sweep[1:]:  # data/samples/<name>.npz holds the first sweep entry (w = 0)
+            kept = samples
+        metrics |= {f"sample_{k}{suffix}": v for k, v in row.items() if k != "w"}
     if cfg.conditional:
-        save_guidance_sweep(sweep, figs / "guidance.png", name)
+        if scored:
+            save_guidance_sweep(sweep, figs / "guidance.png", name)
         write_csv(Path(f"metrics/guidance/{name}.csv"), sweep)
     Path("data/samples").mkdir(parents=True, exist_ok=True)
-    np.savez(f"data/samples/{name}.npz", images=float_to_images(samples),
+    np.savez(f"data/samples/{name}.npz", images=float_to_images(kept),
              labels=(labels if labels is not None else torch.full((n,), -1)).numpy())
     return metrics
+
+
+def channel_moment_gaps(samples: torch.Tensor, real: torch.Tensor) -> dict:
+    """Largest gaps of per-channel mean and std between samples and real images (both in
+    [-1, 1]): a coarse colour-statistics check for sets without a feature evaluator."""
+    dims = (0, 2, 3)
+    return {"mean_gap": (samples.mean(dims) - real.mean(dims)).abs().max().item(),
+            "std_gap": (samples.std(dims) - real.std(dims)).abs().max().item()}
 
 
 EVALUATORS = {("ae", True): evaluate_images, ("ae", False): evaluate_points,
@@ -207,16 +258,19 @@ EVALUATORS = {("ae", True): evaluate_images, ("ae", False): evaluate_points,
 def run(argv: list[str]) -> None:
     # 1. Params, validated before any model or data is read.
     name, params, cfg = model_section(argv, "evaluate")
-    ev = load(EvaluateConfig, params.get("evaluate", {}), "evaluate")
-    _, device, seed = runtime(params)
+    ev = evaluate_section(params)
+    rt, device, seed = runtime(params)
 
     with tracker(params, f"evaluate@{name}", {"evaluate": params.get("evaluate", {})}) as tr:
         # 2. Metrics and figures.
         net = load_model(name, cfg, device)
+        if not cfg.dataset.startswith("toy2d/"):
+            net = speed_up(net, rt, device)
         figs = Path(f"figures/{name}")
-        is_image = cfg.dataset == "fashion_mnist"
+        is_image = not cfg.dataset.startswith("toy2d/")
         fn = EVALUATORS[(cfg.family, is_image)]
-        metrics = fn(name, net, cfg, ev, seed, figs)
+        extra = {"bf16": rt.bf16} if fn is diffusion_images else {}
+        metrics = fn(name, net, cfg, ev, seed, figs, **extra)
         history = json.loads(Path(f"metrics/train/{name}.json").read_text())
         metrics |= {"final_train_loss": history["final_loss"],
                     "train_seconds": history["train_seconds"]}

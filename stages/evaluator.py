@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import EvaluateConfig, EvaluatorConfig, load
+from genlab.config import EvaluateConfig, EvaluatorConfig, apply_profile, load
 from genlab.data.batches import image_batches
 from genlab.data.processed import images_to_float, load_array
 from genlab.metrics.evaluator import accuracy, feature_fn, save_evaluator
@@ -40,7 +40,9 @@ def run(argv: list[str]) -> None:
     # 1. Params, validated before any data is read.
     params = load_params()
     cfg = load(EvaluatorConfig, section(params, "evaluator"), "evaluator")
-    ev = load(EvaluateConfig, params.get("evaluate", {}), "evaluate")
+    # The yardstick is the same under every profile: the base evaluate section, no overrides.
+    ev = load(EvaluateConfig, apply_profile(params.get("evaluate", {}), "cpu", "evaluate"),
+              "evaluate")
     rt, device, seed = runtime(params)
     arch = {"width": cfg.width, "depth": cfg.depth, "feature_dim": cfg.feature_dim,
             "dropout": cfg.dropout}

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
+from genlab.config import IMAGE_SETS
 from genlab.data.batches import image_batches, point_batches
+from genlab.data.idx import DataError
 from genlab.data.processed import load_array
 from genlab.models import diffusion
 from genlab.models.ae import AE_MODELS, ae_kwargs
@@ -29,10 +31,14 @@ from stages._common import (
 
 
 def training_data(dataset: str):
-    """(train array, labels or None, example shape) for 'fashion_mnist' or 'toy2d/<name>'."""
-    if dataset == "fashion_mnist":
-        x = load_array(PROCESSED, "fashion_mnist/train_x")  # (N, 28, 28) uint8
-        return x, load_array(PROCESSED, "fashion_mnist/train_y"), (1, *x.shape[1:])
+    """(train array, labels or None, example shape (C, H, W) or (D,)) of 'fashion_mnist',
+    'cifar10', 'celeba' (processed by the preprocess stage) or 'toy2d/<name>'."""
+    if dataset in IMAGE_SETS:
+        x = load_array(PROCESSED, f"{dataset}/train_x")  # (N, H, W) or (N, H, W, C) uint8
+        labels = (load_array(PROCESSED, f"{dataset}/train_y")
+                  if (PROCESSED / dataset / "train_y.npy").exists() else None)
+        shape = (1, *x.shape[1:]) if x.ndim == 3 else (x.shape[3], *x.shape[1:3])
+        return x, labels, shape
     x = load_array(PROCESSED, f"toy2d/{dataset.split('/', 1)[1]}_train")  # (N, 2) float32
     return x, None, (x.shape[1],)
 
@@ -56,10 +62,15 @@ def run(argv: list[str]) -> None:
     # 1. Params, validated before any data is read.
     name, params, cfg = model_section(argv, "train")
     rt, device, seed = runtime(params)
+    if cfg.dataset in IMAGE_SETS and not (PROCESSED / cfg.dataset / "train_x.npy").exists():
+        raise DataError(f"{PROCESSED / cfg.dataset / 'train_x.npy'} is missing: enable "
+                        f"data.{cfg.dataset} in params.yaml and rerun fetch + preprocess")
     if cfg.dataset.startswith("toy2d/") and rt.num_threads == 0 and device.type == "cpu":
         torch.set_num_threads(1)  # tiny MLP batches: thread hand-offs cost more than they save
 
-    with tracker(params, f"train@{name}", {f"train.{name}": params["train"][name],
+    where = "train" if name in params["train"] else "presets"
+    with tracker(params, f"train@{name}", {f"{where}.{name}": params[where][name],
+                                           "profile": params.get("profile", "cpu"),
                                            "seed": seed}) as tr:
         # 2. Data and model.
         data, labels, shape = training_data(cfg.dataset)
@@ -80,7 +91,8 @@ def run(argv: list[str]) -> None:
             seed=seed, device=device, ckpt_path=Path(f"checkpoints/{name}/last.pt"),
             config_hash=config_hash(dataclasses.asdict(cfg), seed), bf16=rt.bf16,
             progress=rt.progress, desc=f"train@{name}", on_log=on_log,
-            on_checkpoint=lambda s: tr.flush()))
+            on_checkpoint=lambda s: tr.flush(), compile=rt.use("compile", device.type),
+            channels_last=rt.use("channels_last", device.type) and len(shape) == 3))
 
         # 4. Outputs: weights (raw + EMA), loss CSV, a training summary.
         out = Path(f"models/{name}.pt")
@@ -88,9 +100,11 @@ def run(argv: list[str]) -> None:
                      "kind": model_kind(cfg), "model": net.state_dict(),
                      "ema": result.ema.shadow.state_dict()}, out)
         write_csv(Path(f"metrics/loss/{name}.csv"), result.history)
-        summary = {"final_loss": result.history[-1]["loss"], "steps": cfg.steps,
+        summary = {"final_loss": result.history[-1]["loss"], "steps": result.steps_done,
                    "resumed_from_step": result.resumed_from,
-                   "train_seconds": round(result.seconds, 1)}
+                   "train_seconds": round(result.train_seconds, 1),
+                   "warmup_seconds": round(result.warmup_seconds, 1),
+                   "examples_seen": result.steps_done * cfg.batch_size}
         write_json(Path(f"metrics/train/{name}.json"), summary)
         tr.log_metrics({k: float(v) for k, v in summary.items()})
         tr.tag_outputs([out])

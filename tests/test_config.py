@@ -111,3 +111,48 @@ def test_unknown_model_name_is_reported(tmp_path, params):
                           capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "train.vae is not in params.yaml" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles: `profile: gpu` merges each section's `gpu:` overrides.
+
+def test_profile_overrides_merge_deeply_and_both_profiles_are_validated(params):
+    from genlab.config import apply_profile
+
+    raw = {"lr": 1.0, "net": {"a": 1, "b": 2}, "gpu": {"net": {"b": 3}, "lr": 2.0},
+           "cpu": {"steps": 5}}
+    assert apply_profile(raw, "gpu", "x") == {"lr": 2.0, "net": {"a": 1, "b": 3}}
+    assert apply_profile(raw, "cpu", "x") == {"lr": 1.0, "net": {"a": 1, "b": 2}, "steps": 5}
+    cpu = load_train(params["train"]["edm_fmnist"], "edm_fmnist", "cpu")
+    gpu = load_train(params["train"]["edm_fmnist"], "edm_fmnist", "gpu")
+    assert gpu.max_seconds == 240.0 and cpu.max_seconds == 0.0
+    assert gpu.net.model_channels > cpu.net.model_channels
+    assert gpu.net.channel_mult == cpu.net.channel_mult  # untouched keys come from the base
+    # A bad value in the inactive profile is still caught, and named with its profile.
+    bad = _set(params, "train.edm_fmnist.gpu.lr", -1.0)
+    assert bad["profile"] == "cpu"
+    with pytest.raises(ConfigError,
+                       match=r"train.edm_fmnist.lr must be > 0.*overrides of train.edm_fmnist.gpu"):
+        validate_params(bad)
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("profile", "tpu", "profile must be one of ['cpu', 'gpu']"),
+    ("train.edm_fmnist.gpu", 3, "train.edm_fmnist.gpu must be a mapping of overrides"),
+    ("train.edm_fmnist.gpu.net", {"model_channels": 0}, "model_channels must be > 0"),
+    ("evaluate.gpu", {"sample_batch_size": 0}, "evaluate.sample_batch_size must be > 0"),
+    ("runtime.compile", "yes", "runtime.compile must be one of"),
+    ("train.ncsn_fmnist.method.parametrization", "eps", "method.parametrization must be one of"),
+    ("train.edm_fmnist.max_seconds", -1.0, "train.edm_fmnist.max_seconds must be >= 0"),
+    ("train.edm_fmnist.dataset", "mnist", "must be one of ['fashion_mnist', 'cifar10', 'celeba']"),
+])
+def test_bad_profile_and_speed_keys_are_named(params, path, value, message):
+    with pytest.raises(ConfigError) as err:
+        validate_params(_set(params, path, value))
+    assert message in str(err.value)
+
+
+def test_celeba_cannot_be_conditional(params):
+    p = _set(params, "train.edm_fmnist.dataset", "celeba")
+    with pytest.raises(ConfigError, match="celeba has no class labels"):
+        validate_params(p)

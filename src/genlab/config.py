@@ -165,6 +165,16 @@ class RuntimeConfig:
     )
     bf16: bool = knob(True, doc="bf16 autocast on CUDA (ignored on CPU)")
     progress: bool = knob(True, doc="show tqdm progress bars")
+    compile: str = knob("auto", doc="torch.compile the trained network: auto = on CUDA only",
+                        check=one_of("auto", "on", "off")[0], rule=one_of("auto", "on", "off")[1])
+    channels_last: str = knob("auto", doc="NHWC memory layout for conv nets: auto = on CUDA only",
+                              check=one_of("auto", "on", "off")[0],
+                              rule=one_of("auto", "on", "off")[1])
+
+    def use(self, knob_name: str, device_type: str) -> bool:
+        """Whether an auto/on/off knob is active on this device type."""
+        value = getattr(self, knob_name)
+        return value == "on" or (value == "auto" and device_type == "cuda")
 
 
 @dataclass(frozen=True)
@@ -319,6 +329,14 @@ class LoopConfig:
         check=positive,
         rule="must be > 0",
     )
+    max_seconds: float = knob(
+        0.0,
+        doc="stop after this much training wall time (0 = run all steps); a cosine schedule "
+        "then decays over whichever of steps / time runs out first. Each process's first step "
+        "(torch.compile, cuDNN autotuning) is off this clock and reported as warmup_seconds",
+        check=non_negative,
+        rule="must be >= 0",
+    )
 
 
 @dataclass(frozen=True)
@@ -451,6 +469,9 @@ class DDPMConfig:
     ddim_steps: int = knob(50, doc="DDIM steps", check=positive, rule="must be > 0")
     ddim_eta: float = knob(0.0, doc="DDIM stochasticity (0 = deterministic)",
                            check=non_negative, rule="must be >= 0")
+    clip_x0: float = knob(0.0, doc="clamp the predicted x_0 to [-c, c] while sampling "
+                          "(images in [-1, 1]: 1.0; 0 = off)", check=non_negative,
+                          rule="must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -468,11 +489,22 @@ class NCSNConfig:
     step_lr: float = knob(2e-5, doc="epsilon of Algorithm 1 (alpha_i = eps s_i^2 / s_L^2)",
                           check=positive, rule="must be > 0")
     denoise_final: bool = knob(True, doc="one final Tweedie denoising step (NCSNv2)")
+    parametrization: str = knob(
+        "score", doc="score: s = F(x; log sigma) / sigma (NCSNv2 Technique 3); denoiser: s = "
+        "(D(x; sigma) - x) / sigma^2 with D EDM-preconditioned (Karras et al. 2022, Table 1), "
+        "so the network need not reproduce the noise it is given. Same objective and sampler",
+        check=one_of("score", "denoiser")[0], rule=one_of("score", "denoiser")[1])
+    sigma_data: float = knob(0.5, doc="data std for the denoiser parametrization's c_skip / "
+                             "c_out / c_in", check=positive, rule="must be > 0")
 
     def __post_init__(self):
         if self.sigma_min >= self.sigma_max:
             raise ValueError(f"method.sigma_min ({self.sigma_min}) must be < sigma_max")
 
+
+# Image data sets a diffusion model can train on (data/processed/<set>/train_x); only
+# Fashion-MNIST has a trained evaluator for FD / precision / recall.
+IMAGE_SETS = ("fashion_mnist", "cifar10", "celeba")
 
 METHODS = {"edm": EDMConfig, "ddpm": DDPMConfig, "ncsn": NCSNConfig}
 
@@ -481,10 +513,11 @@ METHODS = {"edm": EDMConfig, "ddpm": DDPMConfig, "ncsn": NCSNConfig}
 class DiffusionTrainConfig(LoopConfig):
     family: str = knob("diffusion", doc="model family (picks this config class)",
                        check=one_of("diffusion")[0], rule=one_of("diffusion")[1])
-    dataset: str = knob("fashion_mnist", doc="fashion_mnist or toy2d/<name>",
-                        check=lambda d: d == "fashion_mnist" or (
+    dataset: str = knob("fashion_mnist", doc="an image set (IMAGE_SETS) or toy2d/<name>",
+                        check=lambda d: d in IMAGE_SETS or (
                             d.startswith("toy2d/") and d[6:] in TOY_NAMES),
-                        rule=f"must be fashion_mnist or toy2d/<one of {list(TOY_NAMES)}>")
+                        rule=f"must be one of {list(IMAGE_SETS)} or toy2d/<one of "
+                             f"{list(TOY_NAMES)}>")
     net: DiffusionNetConfig = knob(factory=DiffusionNetConfig, doc="backbone")
     method: dict = knob(factory=lambda: {"kind": "edm"},
                         doc="edm / ddpm / ncsn section, typed by its kind")
@@ -501,18 +534,29 @@ class DiffusionTrainConfig(LoopConfig):
         if is_toy != (self.net.kind == "mlp"):
             raise ValueError(f"net.kind {self.net.kind!r} does not fit dataset "
                              f"{self.dataset!r} (toy2d needs mlp, images need unet)")
-        if self.conditional and is_toy:
-            raise ValueError("conditional: toy2d sets have no labels")
+        if self.conditional and (is_toy or self.dataset == "celeba"):
+            raise ValueError(f"conditional: {self.dataset} has no class labels")
 
 
 TRAIN_FAMILIES = {"ae": AETrainConfig, "diffusion": DiffusionTrainConfig}
 
 
-def load_train(raw: Any, name: str) -> Any:
-    """The `train.<name>` section, typed by its `family` key."""
+def load_train(raw: Any, name: str, profile: str = "cpu") -> Any:
+    """The `train.<name>` section with its `profile` overrides, typed by its `family` key."""
     path = f"train.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping, got {type(raw).__name__}")
+    overridden = isinstance(raw.get(profile), dict) and bool(raw[profile])
+    try:
+        return _load_train(apply_profile(raw, profile, path), path)
+    except ConfigError as e:
+        if overridden and profile in PROFILES:
+            raise ConfigError(f"{e} (profile {profile}: with the overrides of "
+                              f"{path}.{profile})") from None
+        raise
+
+
+def _load_train(raw: dict, path: str) -> Any:
     family = raw.get("family", "ae")
     if family not in TRAIN_FAMILIES:
         raise ConfigError(f"{path}.family must be one of {list(TRAIN_FAMILIES)}, got {family!r}")
@@ -566,6 +610,8 @@ class EvaluateConfig:
         10000, doc="images compared for FD / precision / recall", check=positive, rule="must be > 0"
     )
     batch_size: int = knob(500, doc="evaluation batch size", check=positive, rule="must be > 0")
+    sample_batch_size: int = knob(500, doc="images per sampler batch (large on a GPU)",
+                                  check=positive, rule="must be > 0")
     k: int = knob(
         3,
         doc="k of the k-NN manifolds (Kynkaanniemi et al. 2019)",
@@ -589,8 +635,39 @@ class EvaluateConfig:
 # ---------------------------------------------------------------------------------------------
 # The whole file.
 
-TOP_LEVEL = ("seed", "runtime", "tracking", "data", "evaluator", "train", "evaluate", "concepts",
-             "scratch")
+TOP_LEVEL = ("seed", "profile", "runtime", "tracking", "data", "evaluator", "train", "presets",
+             "evaluate", "concepts", "scratch")
+
+# `profile` picks per-section overrides: a section may hold a `gpu:` (or `cpu:`) mapping whose
+# keys replace the section's own when that profile is active (`dvc exp run -S profile=gpu`).
+PROFILES = ("cpu", "gpu")
+
+
+def load_profile(params: dict) -> str:
+    profile = params.get("profile", "cpu")
+    if profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    return profile
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else v
+    return out
+
+
+def apply_profile(raw: Any, profile: str, path: str) -> Any:
+    """A section with its `<profile>:` overrides merged in and every profile key removed."""
+    if not isinstance(raw, dict):
+        return raw
+    for p in PROFILES:
+        if p in raw and not isinstance(raw[p], dict):
+            raise ConfigError(f"{path}.{p} must be a mapping of overrides, "
+                              f"got {type(raw[p]).__name__}")
+    base = {k: v for k, v in raw.items() if k not in PROFILES}
+    return _deep_merge(base, raw.get(profile, {}))
 
 
 def check_top_level(params: dict, known: tuple[str, ...]) -> None:

@@ -143,3 +143,29 @@ def test_cfg_passes_integer_timesteps_through():
     _, x, _, labels = _cfg_case()
     t = torch.tensor([0, 3, 9, 2, 5, 7])
     torch.testing.assert_close(ClassifierFreeGuidance(eps, 1.5)(x, t, labels), eps(x, t))
+
+
+def test_ncsn_denoiser_parametrization_is_score_from_an_edm_denoiser():
+    """method.parametrization = denoiser: s = (D - x) / sigma^2 with D = EDMPrecond(backbone),
+    and NCSNLoss becomes 1/2 ||(D(x~) - x) / sigma||^2 (the sigma^2-weighted DSM of Eq. 6)."""
+    from genlab.config import NCSNConfig
+    from genlab.models.diffusion import wrap
+    from genlab.objectives.diffusion import NCSNLoss
+
+    torch.manual_seed(0)
+    backbone = Spy()
+    assert isinstance(wrap(NCSNConfig(), backbone), NCSNScore)
+    model = wrap(NCSNConfig(parametrization="denoiser", sigma_data=0.7), backbone)
+    assert isinstance(model, ScoreFromDenoiser) and isinstance(model.denoiser, EDMPrecond)
+    x = torch.randn(5, 3, 4, 4, dtype=torch.float64)
+    sigma = torch.tensor([0.01, 0.3, 1.0, 7.0, 40.0], dtype=torch.float64)
+    d = EDMPrecond(backbone, sigma_data=0.7)(x, sigma)
+    torch.testing.assert_close(model(x, sigma), (d - x) / sigma.view(-1, 1, 1, 1) ** 2)
+
+    ladder = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
+    losses = NCSNLoss(ladder)(model, x, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # the loss's draws: sigma index, then z
+    s = ladder[torch.randint(3, (5,), generator=g)].view(-1, 1, 1, 1)
+    noisy = x + s * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    want = 0.5 * (((EDMPrecond(backbone, sigma_data=0.7)(noisy, s.flatten()) - x) / s) ** 2)
+    torch.testing.assert_close(losses, want.flatten(1).mean(1))

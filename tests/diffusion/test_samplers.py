@@ -190,3 +190,26 @@ def test_annealed_langevin_matches_its_exact_moments():
     # unmixed low-sigma levels; eps = 2e-5 is the paper's value)
     assert abs(math.sqrt(var) / S - 1) < 0.06
     torch.testing.assert_close(m, MU, rtol=0, atol=1e-3)
+
+
+def test_ddpm_posterior_mean_form_equals_algorithm_2():
+    # With a clamp that never binds, the x_0-form posterior mean (Eq. 7) is Algorithm 2's mean.
+    n, eps = 500, GAUSS.eps_model(AB)
+    a = ddpm_ancestral_sampler(eps, (n, 2), AB, dtype=F64, generator=_gen(3))
+    b = ddpm_ancestral_sampler(eps, (n, 2), AB, dtype=F64, generator=_gen(3), clip_x0=1e12)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_ddpm_clip_x0_bounds_the_prediction(sampler):
+    # A model whose eps is wildly off: unclamped x_0 predictions leave [-1, 1] by far; clamped,
+    # the DDIM output (a_prev = 1 at the last step) and the ancestral output stay bounded.
+    bad = lambda x_t, t, c: 50.0 * torch.ones_like(x_t)  # noqa: E731
+    kw = dict(dtype=F64, generator=_gen(4))
+    if sampler == "ddim":
+        run = lambda clip: ddim_sampler(bad, (64, 2), AB, n_steps=20, clip_x0=clip, **kw)  # noqa: E731
+        assert run(1.0).abs().max().item() <= 1.0 + 1e-12
+    else:
+        run = lambda clip: ddpm_ancestral_sampler(bad, (64, 2), AB, clip_x0=clip, **kw)  # noqa: E731
+        assert run(1.0).abs().max().item() < 1.5  # last step: x_0 clamped + beta_1-sized noise
+    assert run(None).abs().max().item() > 100.0

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import make_env, make_workspace, run
+from tests.e2e.conftest import TINY, make_env, make_workspace, run
 
-MODELS = ("ae", "dae", "ae_toy", "dae_toy", "edm_toy", "ddpm_toy", "ncsn_toy")
+MODELS = tuple(yaml.safe_load(TINY.read_text())["train"])  # the same keys as params.yaml
 STAGES = ["fetch", "preprocess", "evaluator", "concepts", "scratch", "report"] + [
     f"{kind}@{m}" for kind in ("train", "evaluate") for m in MODELS]
 
@@ -50,6 +51,9 @@ def test_outputs_exist_and_are_finite(repro):
     summary = pd.read_csv(ws / "metrics/summary.csv", index_col="model")
     assert set(summary.index) == {"evaluator", *MODELS}
     assert (ws / "figures/ncsn_toy/annealing.png").exists()
+    for m in ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist"):
+        assert np.load(ws / f"data/samples/{m}.npz")["images"].shape == (60, 1, 28, 28), m
+    assert list(pd.read_csv(ws / "metrics/guidance/edm_fmnist.csv")["w"]) == [0.0, 2.0]
     assert "Foundations" in (ws / "reports/report.md").read_text()
     html = (ws / "reports/index.html").read_text()
     assert "data:image/png;base64," in html and "not comparable to Inception FID" in html

@@ -128,3 +128,54 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     torch.save({"obj": argparse.Namespace(a=1)}, path)
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(path)
+
+
+def test_lr_factor_follows_the_time_budget_when_it_runs_out_first():
+    timed = dataclasses.replace(CFG, steps=10_000, max_seconds=10.0)
+    assert lr_factor(5, timed, time_fraction=0.5) == pytest.approx(0.5)  # cosine mid-point
+    assert lr_factor(5, timed, time_fraction=1.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(0, timed, time_fraction=0.9) == pytest.approx(0.25)  # warm-up still wins
+
+
+def test_time_budget_stops_the_run_and_a_resume_does_not_train_on(tmp_path, monkeypatch):
+    # A fake clock that advances 1 s per reading keeps the test fast and deterministic.
+    import genlab.training.loop as loop
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(ticks)))
+    timed = dataclasses.replace(CFG, steps=10_000, max_seconds=20.0)
+    net, batches, run = _setup(tmp_path)
+    res = train(net, DenoisingLoss((0.1, 0.3)), batches, timed, run)
+    assert 1 < res.steps_done < 50, res.steps_done  # stopped by time, long before 10k steps
+    assert res.train_seconds >= 20.0
+    assert res.warmup_seconds > 0  # the first step is timed apart
+    state = load_checkpoint(run.ckpt_path)
+    assert state["step"] == res.steps_done and state["train_seconds"] == res.train_seconds
+    assert res.history[-1]["step"] == res.steps_done and res.history[-1]["lr"] < 1e-3
+
+    net2, batches2, run2 = _setup(tmp_path)  # same checkpoint path: resumes, budget spent
+    again = train(net2, DenoisingLoss((0.1, 0.3)), batches2, timed, run2)
+    assert again.resumed_from == res.steps_done and again.steps_done == res.steps_done
+    assert torch.equal(_flat(net2.state_dict()), _flat(net.state_dict()))
+
+
+def test_channels_last_runs_a_conv_net_and_keeps_the_state_dict(tmp_path):
+    from genlab.models.precond import EDMPrecond
+    from genlab.models.unet import UNet
+    from genlab.objectives.diffusion import EDMLoss
+
+    torch.manual_seed(0)
+    net = EDMPrecond(UNet(resolution=8, in_channels=1, model_channels=8, channel_mult=(1, 2),
+                          num_blocks=1, attn_resolutions=(4,), num_heads=1))
+    keys = set(net.state_dict())
+    data = torch.rand(32, 1, 8, 8) * 2 - 1
+    order = EpochBatches(32, 8, seed=0)
+    cfg = LoopConfig(steps=3, batch_size=8, lr=1e-3, warmup_steps=1, ckpt_every=3, log_every=1)
+    run = RunSpec(seed=0, device=torch.device("cpu"), ckpt_path=tmp_path / "u" / "last.pt",
+                  config_hash="h", progress=False, channels_last=True)
+    res = train(net, EDMLoss(), lambda s: (data[order(s)], None), cfg, run)
+    assert res.steps_done == 3 and all(torch.isfinite(torch.tensor(r["loss"]))
+                                       for r in res.history)
+    assert next(p for p in net.parameters() if p.ndim == 4).is_contiguous(
+        memory_format=torch.channels_last)
+    assert set(load_checkpoint(run.ckpt_path)["model"]) == keys

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from genlab.models.precond import DDPMEpsModel, EDMPrecond, NCSNScore
+from genlab.models.precond import DDPMEpsModel, EDMPrecond, NCSNScore, ScoreFromDenoiser
 from genlab.models.score_mlp import ScoreMLP
 from genlab.models.unet import UNet, UNetConfig
 from genlab.objectives.diffusion import DDPMLoss, EDMLoss, NCSNLoss
@@ -39,6 +39,8 @@ def wrap(method, backbone: nn.Module) -> nn.Module:
         return EDMPrecond(backbone, sigma_data=method.sigma_data)
     if method.kind == "ddpm":
         return DDPMEpsModel(backbone, noise_label_scale=method.noise_label_scale)
+    if method.parametrization == "denoiser":
+        return ScoreFromDenoiser(EDMPrecond(backbone, sigma_data=method.sigma_data))
     return NCSNScore(backbone)
 
 

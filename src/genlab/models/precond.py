@@ -81,6 +81,8 @@ class NCSNScore(nn.Module):
     Song & Ermon 2020 (NCSNv2), Technique 3: the score norm scales like 1/sigma, so dividing
     the output by sigma lets F work at unit scale. The backbone receives noise_labels =
     log(sigma) as well (NCSNv2 drops the conditioning; keeping it costs nothing).
+    NCSN's other parametrisation here is ScoreFromDenoiser(EDMPrecond(...)) (method
+    `parametrization: denoiser`).
     """
 
     def __init__(self, net: nn.Module):
@@ -133,6 +135,8 @@ class ClassifierFreeGuidance(nn.Module):
     def forward(self, x: torch.Tensor, noise, class_labels=None) -> torch.Tensor:
         if class_labels is None:
             return self.model(x, noise, None)
+        if self.w == 0:  # D_cond exactly: one conditional call, no unconditional branch
+            return self.model(x, noise, class_labels)
         noise = torch.as_tensor(noise, device=x.device)  # keeps int timesteps int
         noise = noise.expand(x.shape[0]) if noise.ndim == 0 else noise
         null = torch.full_like(class_labels, NULL_LABEL)

@@ -29,8 +29,13 @@ def ddpm_ancestral_sampler(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     keep_trajectory: bool = False,
+    clip_x0: float | None = None,            # clamp the predicted x_0 to [-c, c] (images: 1)
 ):
-    """T model calls; returns x_0 (B, ...), or (x_0, trajectory (T + 1, B, ...)) x_T .. x_0."""
+    """T model calls; returns x_0 (B, ...), or (x_0, trajectory (T + 1, B, ...)) x_T .. x_0.
+
+    With clip_x0 the mean is the posterior mean of q(x_{t-1} | x_t, x_0) (Ho et al. 2020,
+    Eq. 7) at the clamped prediction x_0 = (x_t - sqrt(1 - a_bar_t) eps) / sqrt(a_bar_t), which
+    without clamping equals Algorithm 2's mean."""
     # DDPM sampling (Ho et al. 2020, Algorithm 2) with sigma_t^2 = beta_t.
     alpha_bar = torch.as_tensor(alphas_cumprod, dtype=torch.float64).tolist()
     x_t = _randn(shape, generator, device, dtype)  # x_T ~ N(0, I)
@@ -40,7 +45,13 @@ def ddpm_ancestral_sampler(
         alpha_t = alpha_bar[t] / alpha_bar_prev
         beta_t = 1 - alpha_t
         eps = eps_model(x_t, _timesteps(t, x_t), class_labels)
-        mean = (x_t - beta_t / (1 - alpha_bar[t]) ** 0.5 * eps) / alpha_t**0.5
+        if clip_x0 is None:
+            mean = (x_t - beta_t / (1 - alpha_bar[t]) ** 0.5 * eps) / alpha_t**0.5
+        else:
+            x0 = ((x_t - (1 - alpha_bar[t]) ** 0.5 * eps) / alpha_bar[t] ** 0.5).clamp(
+                -clip_x0, clip_x0)
+            mean = (alpha_bar_prev**0.5 * beta_t * x0
+                    + alpha_t**0.5 * (1 - alpha_bar_prev) * x_t) / (1 - alpha_bar[t])  # Eq. 7
         z = _randn(shape, generator, device, dtype) if t > 0 else torch.zeros_like(x_t)
         x_t = mean + beta_t**0.5 * z  # sigma_t = sqrt(beta_t)
         trajectory.append(x_t)
@@ -68,8 +79,10 @@ def ddim_sampler(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     keep_trajectory: bool = False,
+    clip_x0: float | None = None,            # clamp the predicted x_0 to [-c, c] (images: 1)
 ):
-    """n_steps model calls; returns x_0, or (x_0, trajectory (n_steps + 1, B, ...))."""
+    """n_steps model calls; returns x_0, or (x_0, trajectory (n_steps + 1, B, ...)).
+    clip_x0 clamps the predicted x_0 before Eq. 12 (eps is kept as predicted)."""
     # DDIM sampling (Song et al. 2021, Eq. 12) on a sub-sequence tau, sigma from Eq. 16.
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
@@ -81,6 +94,8 @@ def ddim_sampler(
         a_t, a_prev = alpha_bar[t], (alpha_bar[t_prev] if t_prev is not None else 1.0)
         eps = eps_model(x_t, _timesteps(t, x_t), class_labels)
         x0_pred = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5  # "predicted x_0"
+        if clip_x0 is not None:
+            x0_pred = x0_pred.clamp(-clip_x0, clip_x0)
         sigma_t = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5  # Eq. 16
         direction = max(1 - a_prev - sigma_t**2, 0.0) ** 0.5 * eps  # "direction pointing to x_t"
         x_t = a_prev**0.5 * x0_pred + direction  # Eq. 12

@@ -10,6 +10,7 @@ from genlab.models.precond import ClassifierFreeGuidance
 from genlab.samplers.ddpm import ddim_sampler, ddpm_ancestral_sampler
 from genlab.samplers.edm import edm_heun_sampler, edm_stochastic_sampler
 from genlab.samplers.ncsn import annealed_langevin_dynamics
+from genlab.training.device import autocast
 
 
 def nfe(method) -> int:
@@ -32,12 +33,13 @@ def _sample_batch(model, method, shape, labels, generator, device):
                                       S_noise=method.S_noise, **common)
     if method.kind == "ddpm":
         alphas = ddpm_alphas(method)
+        clip = method.clip_x0 or None
         if method.sampler == "ddim":
             return ddim_sampler(model, shape, alphas, n_steps=method.ddim_steps,
                                 eta=method.ddim_eta, generator=generator, class_labels=labels,
-                                device=device)
+                                device=device, clip_x0=clip)
         return ddpm_ancestral_sampler(model, shape, alphas, generator=generator,
-                                      class_labels=labels, device=device)
+                                      class_labels=labels, device=device, clip_x0=clip)
     sigmas = ncsn_ladder(method)
     x_init = float(sigmas[0]) * torch.randn(shape, generator=generator, device=device)
     return annealed_langevin_dynamics(model, x_init, sigmas.to(device),
@@ -49,16 +51,20 @@ def _sample_batch(model, method, shape, labels, generator, device):
 @torch.no_grad()
 def generate(model, method, n: int, example_shape: tuple[int, ...], *, generator: torch.Generator,
              labels: torch.Tensor | None = None, guidance: float | None = None,
-             batch_size: int = 500, device: torch.device | str = "cpu") -> torch.Tensor:
+             batch_size: int = 500, device: torch.device | str = "cpu",
+             bf16: bool = False) -> torch.Tensor:
     """n samples (n, *example_shape) on the CPU; labels (n,) for conditional models; guidance w
-    wraps the model in classifier-free guidance (D_cond + w (D_cond - D_uncond))."""
+    wraps the model in classifier-free guidance (D_cond + w (D_cond - D_uncond)). bf16=True
+    runs the network under bf16 autocast on CUDA (the sampler's state stays float32)."""
     model = model.eval()
     if guidance is not None and labels is not None:
         model = ClassifierFreeGuidance(model, guidance)
+    device = torch.device(device)
     out = []
-    for i in range(0, n, batch_size):
-        m = min(batch_size, n - i)
-        y = None if labels is None else labels[i:i + m].to(device)
-        out.append(_sample_batch(model, method, (m, *example_shape), y, generator, device)
-                   .float().cpu())
+    with autocast(device, bf16):
+        for i in range(0, n, batch_size):
+            m = min(batch_size, n - i)
+            y = None if labels is None else labels[i:i + m].to(device)
+            out.append(_sample_batch(model, method, (m, *example_shape), y, generator, device)
+                       .float().cpu())
     return torch.cat(out)

@@ -45,13 +45,16 @@ class EpochBatches:
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
 
-def lr_factor(step: int, cfg: LoopConfig) -> float:
-    """Linear warm-up to the peak, then constant or cosine decay to 0 at cfg.steps."""
+def lr_factor(step: int, cfg: LoopConfig, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to the peak, then constant or cosine decay to 0 at cfg.steps, or at
+    cfg.max_seconds of training when that budget runs out first (time_fraction = elapsed /
+    max_seconds)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.decay == "constant":
         return 1.0
     progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    progress = max(progress, time_fraction)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -62,6 +65,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per log_every steps
     resumed_from: int = 0  # step the run restarted from (0 = fresh start)
     seconds: float = 0.0  # wall time of this process's part of the run
+    steps_done: int = 0  # optimiser steps taken in all (< cfg.steps if max_seconds ran out)
+    train_seconds: float = 0.0  # training wall time over all resumed parts (max_seconds's clock)
+    warmup_seconds: float = 0.0  # this process's first step (compile, autotuning): off the clock
 
 
 @dataclass(frozen=True)
@@ -77,36 +83,58 @@ class RunSpec:
     desc: str = "train"
     on_log: Callable[[dict], None] | None = None  # called with each history row
     on_checkpoint: Callable[[int], None] | None = None  # called after each checkpoint write
+    compile: bool = False  # torch.compile the network (in place: state_dict keys unchanged)
+    channels_last: bool = False  # NHWC layout for the network and 4-D batches
 
 
 def train(
     net: nn.Module, objective: Objective, batches: BatchFn, cfg: LoopConfig, run: RunSpec
 ) -> TrainResult:
-    # 1. Optimiser, schedule, EMA.
+    # 1. Optimiser, schedule, EMA; layout and compilation (after the EMA copy, which stays
+    #    an eager module).
     net.to(run.device).train()
+    if run.channels_last:
+        net.to(memory_format=torch.channels_last)
     fused = run.device.type == "cuda"
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    clock = {"before": 0.0, "t0": time.perf_counter()}  # training seconds of earlier parts
+
+    def elapsed() -> float:
+        return clock["before"] + time.perf_counter() - clock["t0"]
+
+    def time_fraction() -> float:
+        return elapsed() / cfg.max_seconds if cfg.max_seconds > 0 else 0.0
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, time_fraction()))
     ema = ModelEMA(net, half_life=cfg.ema_half_life, batch_size=cfg.batch_size)
     result = TrainResult(net=net, ema=ema)
+    if run.compile:
+        net.compile()
 
     # 2. Resume from the last checkpoint of the same config, if any.
     start = _resume(run, net, ema, opt, sched, result)
     result.resumed_from = start
+    clock["before"] = result.train_seconds
 
     # 3. The loop.
     t0, loss_sum, seen = time.perf_counter(), torch.zeros((), device=run.device), 0
+    clock["t0"] = t0
+    spent = cfg.max_seconds > 0 and clock["before"] >= cfg.max_seconds  # resumed, budget gone
+    if spent:
+        print(f"[{run.desc}] time budget of {cfg.max_seconds:g} s already spent", flush=True)
     bar = tqdm(
-        range(start, cfg.steps),
+        range(start, start if spent else cfg.steps),
         desc=run.desc,
         disable=not run.progress,
         initial=start,
         total=cfg.steps,
         dynamic_ncols=True,
     )
-    t_log = time.perf_counter()
+    t_log, done = time.perf_counter(), start
     for step in bar:
         x, cond = batches(step)
+        if run.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(run.device, run.bf16):
             loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
         opt.zero_grad(set_to_none=True)
@@ -118,16 +146,28 @@ def train(
         ema.update(net)
         loss_sum += loss.detach().float()
         seen += 1
+        if step == start:
+            # The first step of a process pays for torch.compile and cuDNN autotuning: it is
+            # timed apart and max_seconds's clock starts after it.
+            if run.device.type == "cuda":
+                torch.cuda.synchronize(run.device)
+            result.warmup_seconds = time.perf_counter() - t0
+            clock["t0"] = time.perf_counter()
 
-        # 4. Log every log_every steps (one host sync per row), checkpoint every ckpt_every.
+        # 4. Log every log_every steps (one host sync per row), checkpoint every ckpt_every;
+        #    a spent time budget ends the run like the last step does.
         done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        now = elapsed()
+        out_of_time = cfg.max_seconds > 0 and now >= cfg.max_seconds
+        last = done == cfg.steps or out_of_time
+        if done % cfg.log_every == 0 or last:
             dt = time.perf_counter() - t_log
             row = {
                 "step": done,
                 "loss": float(loss_sum) / seen,
                 "lr": opt.param_groups[0]["lr"],
                 "examples_per_s": seen * len(x) / dt,
+                "seconds": round(now, 2),
             }
             result.history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_s']:.0f}")
@@ -136,12 +176,18 @@ def train(
             loss_sum.zero_()
             seen = 0
             t_log = time.perf_counter()
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+        if done % cfg.ckpt_every == 0 or last:
+            result.train_seconds = now
             _save(run, net, ema, opt, sched, result, done)
             if run.on_checkpoint:
                 run.on_checkpoint(done)
+        if out_of_time:
+            print(f"[{run.desc}] time budget of {cfg.max_seconds:g} s reached at step {done}",
+                  flush=True)
+            break
     bar.close()
     result.seconds = time.perf_counter() - t0
+    result.steps_done = done  # train_seconds: as in the last checkpoint (every run ends on one)
     net.eval()
     return result
 
@@ -159,6 +205,7 @@ def _state(net, ema, opt, sched, result, step, run) -> dict:
         "scheduler": sched.state_dict(),
         "rng": rng,
         "history": result.history,
+        "train_seconds": result.train_seconds,
     }
 
 
@@ -193,5 +240,6 @@ def _resume(run, net, ema, opt, sched, result) -> int:
         raise CheckpointError(f"checkpoint {run.ckpt_path} lacks {e}; delete it to start over"
         ) from e
     result.history = list(state["history"])
+    result.train_seconds = float(state.get("train_seconds", 0.0))
     print(f"[{run.desc}] resumed from step {state['step']} ({run.ckpt_path})", flush=True)
     return int(state["step"])

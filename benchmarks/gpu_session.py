@@ -1,0 +1,227 @@
+"""One prepared GPU session: the Fashion-MNIST GPU presets and the U-Net benchmarks in one go.
+
+Runs the stages directly (no dvc, MLflow off) under `profile: gpu`, on a copy of params.yaml
+rewritten for the machine, then packs what it measured into <out>/results.tgz and prints a
+summary table. Parts (--parts picks a subset, so the session can be split over calls), each
+with its own time limit so one failure does not sink the rest; results.tgz is rewritten after
+each part, so a session cut short still returns what it measured:
+
+  data      fetch + preprocess Fashion-MNIST from a local folder of the four IDX .gz files;
+  bench     benchmarks/bench_unet.py: the 56 M CIFAR-10-size U-Net at batch 512 (compiled and
+            eager bf16); bench_fmnist (not in the default list): the Fashion-MNIST GPU preset;
+  train     the --models (edm_fmnist, ddpm_fmnist, ncsn_fmnist) CONCURRENTLY, each for its
+            preset's max_seconds (240 s) of wall time after its first (compiling) step: with
+            k of them each gets roughly 1/k of the GPU;
+  sampling  10k EDM samples at 35 NFE (benchmarks/bench_sampling.py), nothing else running;
+  evaluate  the trained ones (FD / precision / recall, CFG sweep), one after the other in
+            the order of --models (concurrent evaluations starved the EDM sweep).
+
+--models picks which of the three Fashion-MNIST presets train and evaluate (default all).
+
+Needs models/evaluator.pt (trained by the CPU pipeline) and the IDX files, e.g.
+
+    python benchmarks/gpu_session.py --fmnist .gpu_data/fashion-mnist --out $OUT
+
+--smoke shrinks every step (seconds of training, 200 samples, a tiny bench) so the whole path
+can be checked on a CPU before spending GPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import yaml
+
+MODELS = ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist")
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:6.1f} s] {msg}", flush=True)
+
+
+def write_params(fmnist: Path, smoke: bool, compile_: str) -> None:
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["profile"] = "gpu"
+    p["tracking"]["enabled"] = False
+    p["runtime"] |= {"progress": False, "compile": compile_}
+    p["data"]["fashion_mnist"]["sources"] = [{"kind": "local", "path": str(fmnist)}]
+    p["data"]["moving_fmnist"]["enabled"] = False
+    if smoke:
+        tiny = {"max_seconds": 3.0, "eval_samples": 200, "batch_size": 16, "log_every": 5,
+                "net": {"model_channels": 8, "num_blocks": 1, "num_heads": 1}}
+        for m in MODELS:
+            p["train"][m]["gpu"] |= tiny
+            p["train"][m]["gpu"]["method"] = p["train"][m]["gpu"].get("method", {}) | (
+                {"num_scales": 10, "n_steps_each": 2} if m.startswith("ncsn") else {})
+        p["evaluate"]["gpu"]["sample_batch_size"] = 100
+        p["data"]["fashion_mnist"] |= {"limit_train": 2000, "limit_test": 500}
+        p["data"]["toy2d"] |= {"n_train": 500, "n_test": 200}
+    Path("params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def run(cmd: list[str], logfile: Path, timeout: float) -> int:
+    log(f"$ {' '.join(cmd)}  (limit {timeout:.0f} s)")
+    with logfile.open("w") as f:
+        try:
+            return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            log(f"timed out: {' '.join(cmd)}")
+            return 124
+
+
+def run_parallel(cmds: dict[str, list[str]], logs: Path, timeout: float) -> dict[str, int]:
+    procs = {}
+    for key, cmd in cmds.items():
+        log(f"$ {' '.join(cmd)} &")
+        procs[key] = (subprocess.Popen(cmd, stdout=(logs / f"{key}.log").open("w"),
+                                       stderr=subprocess.STDOUT), time.perf_counter())
+    codes = {}
+    for key, (proc, t) in procs.items():
+        try:
+            codes[key] = proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - t)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes[key] = 124
+        log(f"{key}: exit {codes[key]}")
+    return codes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fmnist", type=Path, required=True, help="folder with the 4 IDX .gz files")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole session")
+    ap.add_argument("--train-compile", default="auto", choices=("auto", "on", "off"),
+                    help="runtime.compile for trainings, sampling and evaluation (the first "
+                    "training step, which compiles, is off the 240 s clock)")
+    ap.add_argument("--parts", default="data,bench,train,sampling,evaluate",
+                    help="comma-separated subset of "
+                    "data,bench,bench_fmnist,train,sampling,evaluate")
+    ap.add_argument("--cifar-variants", default="compiled,eager-bf16",
+                    help="bench_unet.py variants for the CIFAR-10-size network")
+    ap.add_argument("--models", default=",".join(MODELS),
+                    help="comma-separated subset of " + ",".join(MODELS))
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: a CPU check of the path")
+    args = ap.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    if not models or set(models) - set(MODELS):
+        sys.exit(f"error: --models {args.models!r}: pick from {','.join(MODELS)}")
+    for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        if not (args.fmnist / f).is_file():
+            sys.exit(f"error: {args.fmnist / f} not found (--fmnist)")
+    if not Path("models/evaluator.pt").is_file():
+        sys.exit("error: models/evaluator.pt not found: train it with the CPU pipeline first")
+    root = Path.cwd()
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(root / "src"), str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ["PYTHONUNBUFFERED"] = "1"
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    res = args.out / "res"
+    res.mkdir(exist_ok=True)
+    py = sys.executable
+    env_info = subprocess.run(["nvidia-smi"], capture_output=True, text=True) \
+        if shutil.which("nvidia-smi") else None
+    (logs / "nvidia-smi.txt").write_text(env_info.stdout if env_info else "no nvidia-smi\n")
+    remaining = lambda: args.budget - (time.perf_counter() - T0)  # noqa: E731
+    summary: dict = {"smoke": args.smoke, "steps": {}}
+
+    def pack() -> None:
+        """results.tgz with whatever exists so far (called after every part, so a session cut
+        short still returns what it measured)."""
+        for m in MODELS:
+            for src in (Path(f"metrics/{m}.json"), Path(f"metrics/train/{m}.json")):
+                if src.exists():
+                    summary.setdefault(m, {})[src.parent.name] = json.loads(src.read_text())
+        summary["seconds"] = time.perf_counter() - T0
+        (res / "summary.json").write_text(json.dumps(summary, indent=2))
+        with tarfile.open(args.out / "results.tgz", "w:gz") as tar:
+            for path in [res, logs, Path("params.yaml"), Path("metrics"),
+                         *[Path(f"figures/{m}") for m in MODELS],
+                         *[Path(f"data/samples/{m}.npz") for m in MODELS]]:
+                if path.exists():
+                    tar.add(path, arcname=str(path).replace(str(args.out) + os.sep, ""))
+        shutil.copy(res / "summary.json", args.out / "summary.json")
+
+    write_params(args.fmnist, args.smoke, args.train_compile)
+    parts = args.parts.split(",")
+
+    # 1. Data.
+    if "data" in parts:
+        for stage in ("fetch", "preprocess"):
+            summary["steps"][stage] = run([py, "-m", f"stages.{stage}"], logs / f"{stage}.log",
+                                          120)
+
+    # 2. U-Net throughput first (it also shows whether torch.compile works on this machine):
+    #    the CIFAR-10-size network at batch 512, then the Fashion-MNIST preset alone.
+    small = ["--preset", "fmnist_gpu", "--batch", "128", "--warmup", "20", "--steps", "60",
+             "--variants", "compiled,eager-bf16"]
+    big = ["--preset", "edm_cifar10", "--batch", "512", "--warmup", "10", "--steps", "40",
+           "--variants", args.cifar_variants]
+    if args.smoke:
+        small = ["--preset", "fmnist_cpu", "--batch", "4", "--warmup", "1", "--steps", "1",
+                 "--variants", "eager-bf16"]
+        big = small
+    if "bench" in parts:
+        summary["steps"]["bench_cifar"] = run(
+            [py, "benchmarks/bench_unet.py", *big, "--json", str(res / "bench_unet_cifar.json")],
+            logs / "bench_unet_cifar.log", min(330.0, remaining() - 10))
+        pack()
+    if "bench_fmnist" in parts:
+        summary["steps"]["bench_fmnist"] = run(
+            [py, "benchmarks/bench_unet.py", *small, "--json",
+             str(res / "bench_unet_fmnist.json")],
+            logs / "bench_unet_fmnist.log", min(150.0, remaining() - 10))
+        pack()
+
+    # 3. Three trainings at once, each on its own time budget (first step = compile warm-up,
+    #    off the clock).
+    if "train" in parts:
+        summary["steps"]["train"] = run_parallel(
+            {f"train_{m}": [py, "-m", "stages.train", m] for m in models}, logs,
+            timeout=min(420.0, remaining() - 60))
+        pack()
+
+    # 4. Sampling time, alone on the GPU.
+    if "sampling" in parts:
+        n = "200" if args.smoke else "10000"
+        summary["steps"]["bench_sampling"] = run(
+            [py, "benchmarks/bench_sampling.py", "edm_fmnist", "--n", n, "--batch",
+             "100" if args.smoke else "2500", "--json", str(res / "sampling_edm_fmnist.json")],
+            logs / "bench_sampling.log", min(120.0, remaining() - 30))
+        pack()
+
+    # 5. Evaluations (not timed), at once.
+    if "evaluate" in parts:
+        summary["steps"]["evaluate"] = {}
+        for m in models:
+            summary["steps"]["evaluate"][m] = run(
+                [py, "-m", "stages.evaluate", m], logs / f"evaluate_{m}.log", remaining() - 8)
+            pack()
+
+    pack()
+    log("done")
+    print(json.dumps(summary["steps"]))
+    for m in MODELS:
+        met = summary.get(m, {})
+        tr, ev = met.get("train", {}), met.get("metrics", {})
+        keys = sorted(k for k in ev if k.startswith("sample_") or k.startswith("fd_"))
+        print(m, json.dumps({"steps": tr.get("steps"), "train_s": tr.get("train_seconds"),
+                             **{k: round(ev[k], 4) for k in keys}}))
+    for f in ("sampling_edm_fmnist.json", "bench_unet_fmnist.json", "bench_unet_cifar.json"):
+        if (res / f).exists():
+            print(f, (res / f).read_text()[:1500])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
