@@ -186,17 +186,18 @@ def validate_params(params: dict) -> None:
     train = section(params, "train")
     if not isinstance(train, dict) or not train:
         raise ConfigError("train must be a non-empty mapping of model name -> section")
+    presets = params.get("presets") or {}
+    if not isinstance(presets, dict):
+        raise ConfigError(f"presets must be a mapping of name -> train section, "
+                          f"got {type(presets).__name__}")
+    for name in presets:
+        if name in train:
+            raise ConfigError(f"presets.{name} has the name of train.{name}: rename one")
     for profile in (active, *[p for p in PROFILES if p != active]):  # every preset, active first
         evaluate_section({**params, "profile": profile})
         for name, raw in train.items():
             load_train(raw, name, profile)
-        presets = params.get("presets") or {}
-        if not isinstance(presets, dict):
-            raise ConfigError(f"presets must be a mapping of name -> train section, "
-                              f"got {type(presets).__name__}")
         for name, raw in presets.items():
-            if name in train:
-                raise ConfigError(f"presets.{name} has the name of train.{name}: rename one")
             _load_preset(raw, name, profile)
     from genlab.config import ConceptsConfig, ScratchConfig
 

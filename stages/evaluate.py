@@ -230,7 +230,7 @@ def diffusion_images(name, net, cfg, ev, seed, figs: Path, bf16: bool = False) -
         else:
             row |= channel_moment_gaps(samples, test_x[:n])
         sweep.append(row)
-        if not sweep[1:]:  # data/samples/<name>.npz holds the first sweep entry (w = 0)
+        if len(sweep) == 1:  # data/samples/<name>.npz holds the first sweep entry (w = 0)
             kept = samples
         metrics |= {f"sample_{k}{suffix}": v for k, v in row.items() if k != "w"}
     if cfg.conditional:
@@ -263,9 +263,7 @@ def run(argv: list[str]) -> None:
 
     with tracker(params, f"evaluate@{name}", {"evaluate": params.get("evaluate", {})}) as tr:
         # 2. Metrics and figures.
-        net = load_model(name, cfg, device)
-        if not cfg.dataset.startswith("toy2d/"):
-            net = speed_up(net, rt, device)
+        net = speed_up(load_model(name, cfg, device), rt, device)  # no-op without a U-Net
         figs = Path(f"figures/{name}")
         is_image = not cfg.dataset.startswith("toy2d/")
         fn = EVALUATORS[(cfg.family, is_image)]

@@ -65,11 +65,10 @@ class ModelEMA(nn.Module):
     @torch.no_grad()
     def update(self, model: nn.Module, beta: float | None = None) -> None:
         beta = self.beta if beta is None else beta
-        shadow, live = list(self.shadow.parameters()), list(model.parameters())
-        if len(shadow) != len(live):
-            raise ValueError(f"EMA holds {len(shadow)} parameters, the model {len(live)}")
+        shadow = list(self.shadow.parameters())
         # One fused multi-tensor kernel instead of one launch per parameter tensor.
-        targets = [p.detach().to(e.dtype) for e, p in zip(shadow, live, strict=True)]
+        targets = [p.detach().to(e.dtype)
+                   for e, p in zip(shadow, model.parameters(), strict=True)]
         torch._foreach_lerp_(shadow, targets, 1.0 - beta)
         for b_ema, b in zip(self.shadow.buffers(), model.buffers(), strict=True):
             b_ema.copy_(b)
