@@ -25,8 +25,10 @@ import torch
 from genlab.models.diffusion import N_CLASSES
 from genlab.models.unet import UNet
 from genlab.samplers.generate import generate, nfe
-from stages._common import model_section, runtime
-from stages.evaluate import load_model, speed_up
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the stages package
+from stages._common import model_section, runtime  # noqa: E402
+from stages.evaluate import load_model, speed_up  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -22,6 +22,11 @@ Needs models/evaluator.pt (trained by the CPU pipeline) and the IDX files, e.g.
 
     python benchmarks/gpu_session.py --fmnist .gpu_data/fashion-mnist --out $OUT
 
+--set KEY=VALUE (repeatable) edits the rewritten params.yaml after everything else, with VALUE
+read as YAML; KEY is a dotted path whose parent must exist, e.g. a batch-512 EDM trial:
+
+    --models edm_fmnist --set train.edm_fmnist.gpu.batch_size=512 --set train.edm_fmnist.gpu.lr=2e-3
+
 --smoke shrinks every step (seconds of training, 200 samples, a tiny bench) so the whole path
 can be checked on a CPU before spending GPU time.
 """
@@ -48,7 +53,33 @@ def log(msg: str) -> None:
     print(f"[{time.perf_counter() - T0:6.1f} s] {msg}", flush=True)
 
 
-def write_params(fmnist: Path, smoke: bool, compile_: str) -> None:
+def apply_sets(params: dict, sets: list[str]) -> dict:
+    """params with each 'a.b.c=value' of sets applied (value parsed as YAML); a missing parent
+    key or a malformed item is an error that names it."""
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        *parents, last = key.split(".")
+        node = params
+        for i, k in enumerate(parents):
+            if not isinstance(node, dict) or k not in node:
+                raise ValueError(f"--set {item!r}: params.yaml has no "
+                                 f"{'.'.join(parents[:i + 1])}")
+            node = node[k]
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {item!r}: {'.'.join(parents)} is not a mapping")
+        value = yaml.safe_load(raw)
+        if isinstance(value, str):  # PyYAML reads 2e-3 as a string (YAML 1.1 wants 2.0e-3)
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node[last] = value
+    return params
+
+
+def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str] = ()) -> None:
     p = yaml.safe_load(Path("params.yaml").read_text())
     p["profile"] = "gpu"
     p["tracking"]["enabled"] = False
@@ -65,6 +96,7 @@ def write_params(fmnist: Path, smoke: bool, compile_: str) -> None:
         p["evaluate"]["gpu"]["sample_batch_size"] = 100
         p["data"]["fashion_mnist"] |= {"limit_train": 2000, "limit_test": 500}
         p["data"]["toy2d"] |= {"n_train": 500, "n_test": 200}
+    apply_sets(p, list(sets))
     Path("params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 
@@ -112,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default=",".join(MODELS),
                     help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: a CPU check of the path")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="params.yaml edit after the rewrite, e.g. train.edm_fmnist.gpu.lr=2e-3")
     args = ap.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     if not models or set(models) - set(MODELS):
@@ -153,7 +187,10 @@ def main(argv: list[str] | None = None) -> None:
                     tar.add(path, arcname=str(path).replace(str(args.out) + os.sep, ""))
         shutil.copy(res / "summary.json", args.out / "summary.json")
 
-    write_params(args.fmnist, args.smoke, args.train_compile)
+    try:
+        write_params(args.fmnist, args.smoke, args.train_compile, args.sets)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     parts = args.parts.split(",")
 
     # 1. Data.

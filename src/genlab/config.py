@@ -496,6 +496,11 @@ class NCSNConfig:
         check=one_of("score", "denoiser")[0], rule=one_of("score", "denoiser")[1])
     sigma_data: float = knob(0.5, doc="data std for the denoiser parametrization's c_skip / "
                              "c_out / c_in", check=positive, rule="must be > 0")
+    weighting: str = knob(
+        "paper", doc="lambda(sigma) of the loss. paper: sigma^2 (Song & Ermon 2019, Eq. 6); "
+        "unit: sigma^2 (sigma^2 + sigma_data^2) / sigma_data^2, unit weight on the denoiser "
+        "parametrization's network output at every level (the EDM loss's weighting)",
+        check=one_of("paper", "unit")[0], rule=one_of("paper", "unit")[1])
 
     def __post_init__(self):
         if self.sigma_min >= self.sigma_max:

@@ -111,3 +111,7 @@ def test_invalid_arguments():
         EDMLoss(label_dropout=1.0)
     with pytest.raises(ValueError, match="sigmas"):
         NCSNLoss([1.0, -0.5])
+    with pytest.raises(ValueError, match="weighting"):
+        NCSNLoss([1.0, 0.5], weighting="edm")
+    with pytest.raises(ValueError, match="sigma_data"):
+        NCSNLoss([1.0, 0.5], weighting="unit", sigma_data=0.0)

@@ -169,3 +169,11 @@ def test_ncsn_denoiser_parametrization_is_score_from_an_edm_denoiser():
     noisy = x + s * torch.randn(x.shape, generator=g, dtype=x.dtype)
     want = 0.5 * (((EDMPrecond(backbone, sigma_data=0.7)(noisy, s.flatten()) - x) / s) ** 2)
     torch.testing.assert_close(losses, want.flatten(1).mean(1))
+
+    # weighting = unit: lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 on
+    # ||D - x||^2, Karras et al. 2022's loss weight (Table 1), on the same draws.
+    unit = NCSNLoss(ladder, weighting="unit", sigma_data=0.7)(
+        model, x, generator=torch.Generator().manual_seed(3))
+    d_err = (EDMPrecond(backbone, sigma_data=0.7)(noisy, s.flatten()) - x) ** 2
+    lam = (s**2 + 0.7**2) / (s * 0.7) ** 2
+    torch.testing.assert_close(unit, 0.5 * (lam * d_err).flatten(1).mean(1))

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import ROOT
 from tests.e2e.conftest import make_env, make_workspace, run, set_params
 
 TINY_EDM = {
@@ -50,3 +52,31 @@ def test_conditional_image_diffusion_stages(tmp_path, prepared_data, method):
     assert (samples["labels"] == np.arange(60) % 10).all()
     assert (ws / "figures/cedm/guidance.png").exists()
     assert (ws / "figures/cedm/samples_w2.png").exists()
+
+    # The sampling benchmarks run from the repository root as documented.
+    shutil.copytree(ROOT / "benchmarks", ws / "benchmarks",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    run([sys.executable, "benchmarks/bench_sampling.py", "cedm", "--n", "12", "--batch", "6",
+         "--repeats", "1", "--json", "bench.json"], ws, env)
+    bench = json.loads((ws / "bench.json").read_text())
+    assert bench["n"] == 12 and bench["seconds"] > 0 and bench["device"] == "cpu"
+    cmp = [sys.executable, "benchmarks/compare_samplers.py", "cedm", "--n", "20", "--json",
+           "cmp.json", "--samplers"]
+    if method["kind"] == "ddpm":
+        # Langevin / Heun need a score: a clear error before anything is sampled.
+        proc = subprocess.run([*cmp, "own", "ald:3:2:1e-4"], cwd=ws, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0 and "sampler ald needs a ncsn or edm model" in proc.stderr
+        run([*cmp, "ddim:2:1", "own"], ws, env)
+        want = ["ddim:2:1.0", "own"]
+    else:
+        run([*cmp, "ald:3:2:1e-4", "heun:2", "own", "ald:3:2:1e30", "--sigmas", "10", "0.1"],
+            ws, env)
+        want = ["ald:3:2:0.0001", "heun:2", "own", "ald:3:2:1e+30"]
+    rows = json.loads((ws / "cmp.json").read_text())
+    assert [r["sampler"] for r in rows] == want
+    for r in rows:
+        if r["sampler"] == "ald:3:2:1e+30":  # a diverged chain: reported, not scored
+            assert r["nonfinite"] == 20 and "fd" not in r
+        else:
+            assert math.isfinite(r["fd"]) and 0 <= r["recall"] <= 1 and sum(r["classes"]) == 20

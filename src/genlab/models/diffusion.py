@@ -51,7 +51,7 @@ def objective(method, label_dropout: float):
                        label_dropout=label_dropout)
     if method.kind == "ddpm":
         return DDPMLoss(ddpm_alphas(method), label_dropout=label_dropout)
-    return NCSNLoss(ncsn_ladder(method))
+    return NCSNLoss(ncsn_ladder(method), weighting=method.weighting, sigma_data=method.sigma_data)
 
 
 def ddpm_alphas(method):

@@ -40,24 +40,36 @@ def _check_probability(name: str, p: float) -> None:
 
 
 class NCSNLoss:
-    """1/2 sigma^2 || s(x + sigma z, sigma) + z / sigma ||^2, sigma uniform over the ladder.
+    """1/2 lambda(sigma) || s(x + sigma z, sigma) + z / sigma ||^2, sigma uniform over the ladder.
 
     Song & Ermon 2019: Eq. 5 (denoising score matching at one sigma, target -(x~ - x)/sigma^2)
-    weighted by lambda(sigma) = sigma^2 as in Eq. 6; one sigma index per example.
+    weighted by lambda(sigma) = sigma^2 as in Eq. 6 (`weighting="paper"`); one sigma index per
+    example. `weighting="unit"` multiplies that by (sigma^2 + sigma_data^2) / sigma_data^2 =
+    sigma^2 / c_out^2: for a score read off an EDM-preconditioned denoiser this gives every
+    level unit weight on the network output F, as the EDM loss does (Karras et al. 2022, Eq. 8
+    with Table 1's lambda). With the paper's weighting that F sees sigma_data^2 / (sigma^2 +
+    sigma_data^2) of it: 1% at sigma = 5, where the garments' layout is decided.
     """
 
-    def __init__(self, sigmas: torch.Tensor):
+    def __init__(self, sigmas: torch.Tensor, weighting: str = "paper", sigma_data: float = 0.5):
         sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
         if sigmas.ndim != 1 or len(sigmas) == 0 or (sigmas <= 0).any():
             raise ValueError("sigmas must be a non-empty 1-D sequence of positive floats")
-        self.sigmas = sigmas
+        if weighting not in ("paper", "unit"):
+            raise ValueError(f"weighting must be 'paper' or 'unit', got {weighting!r}")
+        if sigma_data <= 0:
+            raise ValueError(f"sigma_data must be > 0, got {sigma_data}")
+        self.sigmas, self.weighting, self.sigma_data = sigmas, weighting, sigma_data
 
     def __call__(self, net, x, cond=None, generator=None) -> torch.Tensor:
         idx = torch.randint(len(self.sigmas), (len(x),), generator=generator, device=x.device)
         sigma = self.sigmas.to(x.device, x.dtype)[idx]  # (B,)
         z = _noise_like(x, generator)
         score = net(x + _expand_like(sigma, x) * z, sigma, cond)
-        return 0.5 * _per_example_mean((_expand_like(sigma, x) * score + z) ** 2)  # Eqs. 5-6
+        loss = 0.5 * _per_example_mean((_expand_like(sigma, x) * score + z) ** 2)  # Eqs. 5-6
+        if self.weighting == "unit":
+            loss = loss * (sigma**2 + self.sigma_data**2) / self.sigma_data**2  # sigma^2 / c_out^2
+        return loss
 
 
 class DDPMLoss:

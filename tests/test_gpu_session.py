@@ -1,0 +1,37 @@
+"""benchmarks/gpu_session.py's --set: params edits for a GPU trial, checked before anything runs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _gpu_session():
+    spec = importlib.util.spec_from_file_location("gpu_session", ROOT / "benchmarks/gpu_session.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_set_edits_nested_keys_with_yaml_values():
+    params = {"train": {"edm_fmnist": {"gpu": {"batch_size": 128, "lr": 1e-3}}}}
+    out = _gpu_session().apply_sets(params, ["train.edm_fmnist.gpu.batch_size=512",
+                                             "train.edm_fmnist.gpu.lr=2e-3",
+                                             "train.edm_fmnist.gpu.net={model_channels: 96}"])
+    assert out["train"]["edm_fmnist"]["gpu"] == {"batch_size": 512, "lr": 2e-3,
+                                                 "net": {"model_channels": 96}}
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.edm_fmnist.gpu.batch_size", "expected KEY=VALUE"),
+    ("=3", "expected KEY=VALUE"),
+    ("train.edm_fmnst.gpu.lr=1", "params.yaml has no train.edm_fmnst"),
+    ("train.edm_fmnist.gpu.lr.x=1", "train.edm_fmnist.gpu.lr is not a mapping"),
+])
+def test_set_errors_name_the_item(item, message):
+    params = {"train": {"edm_fmnist": {"gpu": {"lr": 1e-3}}}}
+    with pytest.raises(ValueError, match=message):
+        _gpu_session().apply_sets(params, [item])
