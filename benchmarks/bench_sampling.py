@@ -27,7 +27,7 @@ from genlab.models.unet import UNet
 from genlab.samplers.generate import generate, nfe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the stages package
-from stages._common import model_section, runtime  # noqa: E402
+from stages._common import model_section, runtime, write_json  # noqa: E402
 from stages.evaluate import load_model, speed_up  # noqa: E402
 
 
@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{name}: {args.n} samples at {row['nfe']} NFE in {sec:.2f} s "
           f"({row['img_per_s']:.0f} img/s) on {row['device']}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(row, indent=2))
+        write_json(args.json, row)
     return row
 
 

@@ -51,8 +51,16 @@ from genlab.samplers.schedules import ncsn_sigmas
 from genlab.tracking.figures import save_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the stages package
-from stages._common import PROCESSED, evaluate_section, model_section, runtime  # noqa: E402
+from stages._common import (  # noqa: E402
+    PROCESSED,
+    evaluate_section,
+    model_section,
+    runtime,
+    write_json,
+)
 from stages.evaluate import EVALUATOR, load_model  # noqa: E402
+
+SHAPE = (1, 28, 28)  # one Fashion-MNIST image
 
 
 def parse_sampler(spec: str) -> tuple:
@@ -94,16 +102,16 @@ def draw(spec: tuple, net, method, n: int, labels, seed: int,
                                          ddim_eta=spec[2])
         elif spec[0] == "ancestral":
             method = dataclasses.replace(method, sampler="ancestral")
-        return generate(net, method, n, (1, 28, 28), generator=g, labels=labels, batch_size=n)
+        return generate(net, method, n, SHAPE, generator=g, labels=labels, batch_size=n)
     score, denoiser = as_score_and_denoiser(net, method.kind)
     hi, lo = sigmas or (method.sigma_max, method.sigma_min)
     if spec[0] == "heun":
-        latents = torch.randn((n, 1, 28, 28), generator=g)
+        latents = torch.randn((n, *SHAPE), generator=g)
         return edm_heun_sampler(denoiser, latents, class_labels=labels, num_steps=spec[1],
                                 sigma_min=lo, sigma_max=hi)
     _, L, T, eps = spec
     ladder = ncsn_sigmas(hi, lo, L)
-    x0 = float(ladder[0]) * torch.randn((n, 1, 28, 28), generator=g)
+    x0 = float(ladder[0]) * torch.randn((n, *SHAPE), generator=g)
     return annealed_langevin_dynamics(score, x0, ladder, n_steps_each=T, eps=eps, generator=g,
                                       class_labels=labels)
 
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                       nrow=8)
     print(f"test-image pixel std {test_x.std().item():.3f}", file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json(args.json, rows)
     return rows
 
 

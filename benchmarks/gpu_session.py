@@ -79,7 +79,7 @@ def apply_sets(params: dict, sets: list[str]) -> dict:
     return params
 
 
-def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str] = ()) -> None:
+def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str]) -> None:
     p = yaml.safe_load(Path("params.yaml").read_text())
     p["profile"] = "gpu"
     p["tracking"]["enabled"] = False
@@ -96,7 +96,7 @@ def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str] = ())
         p["evaluate"]["gpu"]["sample_batch_size"] = 100
         p["data"]["fashion_mnist"] |= {"limit_train": 2000, "limit_test": 500}
         p["data"]["toy2d"] |= {"n_train": 500, "n_test": 200}
-    apply_sets(p, list(sets))
+    apply_sets(p, sets)
     Path("params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 

@@ -135,7 +135,7 @@ def tracker(params: dict, default_stage: str, logged: dict) -> StageTracker:
     return StageTracker(tracking_target(params, default_stage), flatten(logged))
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict | list) -> None:
     """Write a small JSON file via a temp file + rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
