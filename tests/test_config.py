@@ -143,6 +143,9 @@ def test_profile_overrides_merge_deeply_and_both_profiles_are_validated(params):
     ("evaluate.gpu", {"sample_batch_size": 0}, "evaluate.sample_batch_size must be > 0"),
     ("runtime.compile", "yes", "runtime.compile must be one of"),
     ("train.ncsn_fmnist.method.parametrization", "eps", "method.parametrization must be one of"),
+    ("train.ncsn_fmnist.method.parametrization", "score",
+     "train.ncsn_fmnist.method.weighting 'unit' weights the denoiser parametrization's"),
+    ("train.ncsn_fmnist.method.weighting", "edm", "method.weighting must be one of"),
     ("train.edm_fmnist.max_seconds", -1.0, "train.edm_fmnist.max_seconds must be >= 0"),
     ("train.edm_fmnist.dataset", "mnist", "must be one of ['fashion_mnist', 'cifar10', 'celeba']"),
 ])

@@ -505,6 +505,10 @@ class NCSNConfig:
     def __post_init__(self):
         if self.sigma_min >= self.sigma_max:
             raise ValueError(f"method.sigma_min ({self.sigma_min}) must be < sigma_max")
+        if self.weighting == "unit" and self.parametrization != "denoiser":
+            raise ValueError("method.weighting 'unit' weights the denoiser parametrization's "
+                             "network output: it needs parametrization 'denoiser', got "
+                             f"{self.parametrization!r}")
 
 
 # Image data sets a diffusion model can train on (data/processed/<set>/train_x); only
