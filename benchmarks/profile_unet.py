@@ -1,13 +1,14 @@
-"""Where a U-Net training step spends its GPU time: torch.profiler over a few eager steps.
+"""Where a U-Net training step spends its GPU time: torch.profiler over a few steps.
 
 One training step = EDM loss forward + backward + fused AdamW step of the EDM-preconditioned
-U-Net (bf16 autocast, channels_last, no compile: the eager op names map one-to-one to layers).
-Prints the ops with the most self device time and a summary by kind (convolution, GroupNorm,
-attention / matmul, everything else), which says what torch.compile can and cannot fuse away:
-it fuses the elementwise and normalisation ops, while the convolutions stay cuDNN kernels.
+U-Net (bf16 autocast, channels_last). Eager (the default): the ops with the most self device
+time and a summary by kind (convolution, GroupNorm, attention / matmul, everything else); the
+eager op names map one-to-one to layers. --compile: the same step with torch.compile, summed
+by GPU kernel instead (cuDNN convolutions, Triton kernels that inductor generated, attention,
+copies, optimizer), since inductor's fused kernels have no aten op above them.
 
     python benchmarks/profile_unet.py [--preset edm_cifar10] [--batch 512] [--steps 3]
-        [--json out.json]
+        [--compile] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,8 +36,26 @@ KINDS = (  # (kind, substrings of aten op names), first match wins
 )
 
 
+KERNEL_KINDS = (  # (kind, lower-case substrings of GPU kernel names), first match wins
+    # Inductor's kernels first: their names list the fused aten ops ("..._convolution_...").
+    ("triton: reductions (GroupNorm statistics, bias grads)", ("triton_per", "triton_red")),
+    ("triton: pointwise (GroupNorm apply, SiLU, dropout, casts)", ("triton_poi",)),
+    ("attention", ("flash", "fmha", "sdpa", "attention", "softmax")),
+    ("convolution (cuDNN)", ("xmma", "implicit_gemm", "fprop", "dgrad", "wgrad", "cudnn",
+                             "conv", "winograd")),
+    ("optimizer / EMA", ("adam", "foreach", "multi_tensor", "lerp")),
+    ("aten copy / cast", ("copy", "memcpy", "memset", "cat", "elementwise_kernel")),
+    ("gemm", ("gemm", "cutlass", "nvjet", "cublas", "sm90_")),
+)
+
+
 def kind_of(op: str) -> str:
     return next((k for k, keys in KINDS if any(s in op for s in keys)), "elementwise / other")
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((k for k, keys in KERNEL_KINDS if any(s in low for s in keys)), "other")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -45,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the network; sum GPU time by kernel, not by aten op")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if args.batch <= 0 or args.steps <= 0 or args.warmup < 0:
@@ -58,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     net = EDMPrecond(UNet.from_config(preset)).to(device)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
+    if args.compile:
+        net.compile()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=cuda)
     loss_fn = EDMLoss(label_dropout=0.0)
     x = torch.rand(args.batch, preset.in_channels, preset.resolution, preset.resolution,
@@ -72,10 +95,12 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(args.warmup):
+    t_warm = time.perf_counter()
+    for _ in range(max(args.warmup, 1 if args.compile else 0)):
         step()
     if cuda:
         torch.cuda.synchronize()
+    warmup_s = time.perf_counter() - t_warm
     acts = [torch.profiler.ProfilerActivity.CPU] + (
         [torch.profiler.ProfilerActivity.CUDA] if cuda else [])
     t0 = time.perf_counter()
@@ -86,24 +111,35 @@ def main(argv: list[str] | None = None) -> dict:
             torch.cuda.synchronize()
     wall = (time.perf_counter() - t0) / args.steps
     attr = "self_device_time_total" if cuda else "self_cpu_time_total"
-    ops = [(e.key, getattr(e, attr) / 1e3 / args.steps) for e in prof.key_averages()
-           if e.key.startswith("aten::") and getattr(e, attr) > 0]
+    events = prof.key_averages()
+    if args.compile and cuda:  # GPU kernels: the entries recorded on the device itself
+        cuda_type = torch.autograd.DeviceType.CUDA
+        ops = [(e.key, e.self_device_time_total / 1e3 / args.steps) for e in events
+               if e.device_type == cuda_type and e.self_device_time_total > 0]
+        kind_fn = kernel_kind
+    else:
+        ops = [(e.key, getattr(e, attr) / 1e3 / args.steps) for e in events
+               if e.key.startswith("aten::") and getattr(e, attr) > 0]
+        kind_fn = kind_of
     ops.sort(key=lambda kv: -kv[1])
     total = sum(ms for _, ms in ops)
     by_kind: dict[str, float] = {}
     for op, ms in ops:
-        by_kind[kind_of(op)] = by_kind.get(kind_of(op), 0.0) + ms
-    print(f"{args.preset}, batch {args.batch}, {device}: {wall * 1e3:.1f} ms per step "
-          f"(profiled), {args.batch / wall:.0f} img/s; self {'device' if cuda else 'cpu'} "
-          f"time of aten ops {total:.1f} ms per step\n")
+        by_kind[kind_fn(op)] = by_kind.get(kind_fn(op), 0.0) + ms
+    what = "GPU kernels" if args.compile and cuda else "aten ops"
+    print(f"{args.preset}, batch {args.batch}, {device}, "
+          f"{'compiled' if args.compile else 'eager'} (warm-up {warmup_s:.1f} s): "
+          f"{wall * 1e3:.1f} ms per step (profiled), {args.batch / wall:.0f} img/s; self "
+          f"{'device' if cuda else 'cpu'} time of {what} {total:.1f} ms per step\n")
     print("| kind | ms / step | share |\n|---|---|---|")
     for k, ms in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {ms:.1f} | {ms / total:.0%} |")
     print("\n| op | ms / step | share |\n|---|---|---|")
-    for op, ms in ops[:20]:
-        print(f"| {op} | {ms:.2f} | {ms / total:.1%} |")
+    for op, ms in ops[:25]:
+        print(f"| {op[:110]} | {ms:.2f} | {ms / total:.1%} |")
     out = {"preset": args.preset, "batch": args.batch, "device": str(
         torch.cuda.get_device_name() if cuda else "cpu"), "ms_per_step": wall * 1e3,
+        "compiled": args.compile, "warmup_s": warmup_s, "unit": what,
         "by_kind_ms": by_kind, "top_ops_ms": dict(ops[:30])}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
