@@ -14,14 +14,17 @@ row's examples/s is the exact throughput of the timed steps.
         [--batch 512] [--warmup 15] [--steps 30] [--variants compiled,eager-bf16,eager-fp32]
         [--json out.json]
 
-Variants: compiled = bf16 autocast + channels_last + torch.compile; eager-bf16 = the same
-without compile; eager-fp32 = fp32 (TF32 off), channels_first, no compile. On a CPU the
+Variants: compiled = bf16 autocast + channels_last + torch.compile; compiled-nchw-paths = the
+same with the U-Net's NHWC-specific code paths switched off (the step as it was before them:
+the A/B baseline for them); eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32
+off), channels_first, no compile. On a CPU the
 variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only smoke-test the path.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -43,9 +46,29 @@ PRESETS = {"edm_cifar10": EDM_CIFAR10, "fmnist_gpu": FASHION_MNIST_GPU,
            "fmnist_cpu": FASHION_MNIST_CPU}
 VARIANTS = {  # name -> (bf16, channels_last, compile, tf32)
     "compiled": (True, True, True, True),
+    "compiled-nchw-paths": (True, True, True, True),
     "eager-bf16": (True, True, False, True),
     "eager-fp32": (False, False, False, False),
 }
+
+
+@contextlib.contextmanager
+def nchw_code_paths(enabled: bool):
+    """With enabled, the U-Net's NHWC-specific code paths (token-major attention, NHWC
+    upsampling, dense skip-concatenation gradients) are switched off, so a channels_last run
+    takes the NCHW formulation: the A/B baseline of variant compiled-nchw-paths."""
+    if not enabled:
+        yield
+        return
+    import genlab.nn.attention as attention
+    import genlab.nn.blocks as blocks
+
+    saved = blocks.is_channels_last, attention.is_channels_last
+    blocks.is_channels_last = attention.is_channels_last = lambda x: False
+    try:
+        yield
+    finally:
+        blocks.is_channels_last, attention.is_channels_last = saved
 
 
 def forward_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
@@ -76,7 +99,7 @@ def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
                      ckpt_every=10**9, log_every=warmup)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, nchw_code_paths(name == "compiled-nchw-paths"):
         t0 = time.perf_counter()
         result = train(net, EDMLoss(label_dropout=0.0), batches, cfg,
                        RunSpec(seed=0, device=device, ckpt_path=Path(tmp) / "last.pt",

@@ -6,7 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genlab.nn.blocks import Downsample, ResBlock, Upsample, group_norm, resample
+from genlab.nn.blocks import (
+    Downsample,
+    ResBlock,
+    Upsample,
+    channels_last_grad,
+    group_norm,
+    is_channels_last,
+    resample,
+    upsample_nearest2x,
+)
 from tests.nn.helpers import randomize_
 
 torch.set_num_threads(1)
@@ -27,6 +36,33 @@ def test_resample_oracles():
     torch.testing.assert_close(resample(x, "down"), x.reshape(2, 3, 2, 2, 3, 2).mean((3, 5)))
     up = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
     assert torch.equal(resample(x, "up"), up) and resample(x, "none") is x
+
+
+def test_nhwc_upsampling_matches_interpolate_and_keeps_the_layout():
+    x = _x(2, 5, 3, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
+    ref_x = x.detach().contiguous().requires_grad_()
+    assert is_channels_last(x) and not is_channels_last(ref_x)
+    up, ref = upsample_nearest2x(x), F.interpolate(ref_x, scale_factor=2.0, mode="nearest")
+    assert torch.equal(up, ref) and up.is_contiguous(memory_format=torch.channels_last)
+    g = _x(2, 5, 6, 8, seed=1)
+    up.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, ref_x.grad)  # each pixel: the sum of its 2x2 block
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_grad_is_identity_with_a_dense_nhwc_gradient():
+    x = _x(2, 6, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = channels_last_grad(x)
+    assert torch.equal(y, x)
+    both = torch.cat([y, _x(2, 4, 3, 3, seed=1).contiguous(memory_format=torch.channels_last)],
+                     dim=1)
+    g = _x(2, 10, 3, 3, seed=2).contiguous(memory_format=torch.channels_last)
+    both.backward(g)
+    assert torch.equal(x.grad, g[:, :6])
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)  # not a channel slice
+    nchw = _x(2, 6, 3, 3)
+    assert channels_last_grad(nchw) is nchw  # NCHW: untouched, no autograd node
 
 
 @pytest.mark.parametrize("mode", ["none", "up", "down"])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from genlab.nn.attention import SpatialSelfAttention
-from genlab.nn.blocks import ResBlock, group_norm
+from genlab.nn.blocks import ResBlock, channels_last_grad, group_norm
 from genlab.nn.embeddings import LabelEmbedding, noise_embedding
 
 EMBEDDINGS = ("positional", "fourier")
@@ -211,6 +211,7 @@ class UNet(nn.Module):
             h = block(h, emb)
         for block in self.decoder:
             if block.takes_skip:
-                h = torch.cat([h, skips.pop()], dim=1)  # (B, C + C_skip, r, r)
+                # (B, C + C_skip, r, r); h's gradient is a channel slice: make it dense NHWC
+                h = torch.cat([channels_last_grad(h), skips.pop()], dim=1)
             h = block(h, emb)
         return self.head(h).to(x.dtype)  # (B, C_out, R, R), x's dtype even under autocast

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.nn.blocks import group_norm
+from genlab.nn.blocks import group_norm, is_channels_last
 
 
 def _head_dim(width: int, heads: int, names: tuple[str, str]) -> int:
@@ -40,10 +40,23 @@ class SpatialSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, self.head_dim, h * w)
-        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, d)
+        qkv = self.qkv(self.norm(x))  # (B, 3C, H, W), channels [q | k | v], each head-major
+        nhwc = is_channels_last(qkv)
+        if nhwc:
+            # NHWC (the GPU layout): token-major views, (B, HW, 3, heads, d), and the output
+            # goes back as an NHWC view too, so neither pass converts layouts around the 1x1
+            # convs (in the compiled training step such conversions cost more GPU time than
+            # the attention itself).
+            qkv = qkv.permute(0, 2, 3, 1).reshape(b, h * w, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, HW, d)
+        else:
+            qkv = qkv.reshape(b, 3, self.num_heads, self.head_dim, h * w)
+            q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, d)
         out = F.scaled_dot_product_attention(q, k, v)  # Eq. 1: softmax(QK^T / sqrt(d)) V
-        out = out.transpose(-1, -2).reshape(b, c, h, w)  # (B, C, H, W)
+        if nhwc:
+            out = out.transpose(1, 2).reshape(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W)
+        else:
+            out = out.transpose(-1, -2).reshape(b, c, h, w)  # (B, C, H, W)
         return x + self.proj(out)
 
 

@@ -21,13 +21,55 @@ def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 4,
     return nn.GroupNorm(groups, channels, eps=eps)
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """x is a 4-D tensor laid out channels_last (NHWC) and not also plain contiguous (as a
+    1x1 map or a single channel is). Layout-aware code paths key on this."""
+    return x.dim() == 4 and not x.is_contiguous() and \
+        x.is_contiguous(memory_format=torch.channels_last)
+
+
+def upsample_nearest2x(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, 2H, 2W), each pixel repeated 2x2; equals F.interpolate(x, 2,
+    'nearest'). An NHWC x is repeated as (B, H, W, C) rows, so the output and the gradient
+    (a sum over each 2x2 block) stay NHWC; F.interpolate's backward scatters into a fresh
+    NCHW tensor, which the next cuDNN convolution backward would have to convert."""
+    if not is_channels_last(x):
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    b, c, h, w = x.shape
+    y = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(b, h, 2, w, 2, c)
+    return y.reshape(b, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+
+
 def resample(x: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, C, H, W) -> nearest 2x up ('up'), 2x2 average pool ('down') or unchanged ('none')."""
     if mode == "up":
-        return F.interpolate(x, scale_factor=2.0, mode="nearest")  # (B, C, 2H, 2W)
+        return upsample_nearest2x(x)  # (B, C, 2H, 2W)
     if mode == "down":
         return F.avg_pool2d(x, kernel_size=2)  # (B, C, H/2, W/2)
     return x
+
+
+class _ChannelsLastGrad(torch.autograd.Function):
+    """Identity forward; the backward hands the gradient on as a dense NHWC tensor."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+def channels_last_grad(x: torch.Tensor) -> torch.Tensor:
+    """x unchanged; for an NHWC (channels_last) x, its gradient arrives dense NHWC too.
+
+    For the U-Net's skip concatenations: the gradient of torch.cat's input is a channel slice
+    of the output's gradient, which a cuDNN convolution's backward cannot take as it is. Made
+    dense here, the copy is one fused kernel instead of a slow strided copy inside every such
+    convolution backward. Identity (no autograd node) for NCHW tensors.
+    """
+    return _ChannelsLastGrad.apply(x) if is_channels_last(x) else x
 
 
 class Downsample(nn.Module):

@@ -1,0 +1,34 @@
+"""benchmarks/bench_unet.py's A/B switch for the U-Net's NHWC code paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import torch
+
+import genlab.nn.attention as attention
+import genlab.nn.blocks as blocks
+from tests.conftest import ROOT
+
+
+def _bench_unet():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_unet", ROOT / "benchmarks/bench_unet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nchw_code_paths_switch_off_the_nhwc_paths_and_restore_them():
+    bench = _bench_unet()
+    x = torch.randn(2, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    assert blocks.is_channels_last(x) and attention.is_channels_last(x)
+    assert blocks.channels_last_grad(x) is not x  # an autograd node that densifies the grad
+    with bench.nchw_code_paths(True):
+        assert not blocks.is_channels_last(x) and not attention.is_channels_last(x)
+        assert blocks.channels_last_grad(x) is x
+    assert blocks.is_channels_last(x) and attention.is_channels_last(x)
+    with bench.nchw_code_paths(False):
+        assert blocks.is_channels_last(x)
+    assert "compiled-nchw-paths" in bench.VARIANTS
