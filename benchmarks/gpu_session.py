@@ -14,7 +14,16 @@ each part, so a session cut short still returns what it measured:
             k of them each gets roughly 1/k of the GPU;
   sampling  10k EDM samples at 35 NFE (benchmarks/bench_sampling.py), nothing else running;
   evaluate  the trained ones (FD / precision / recall, CFG sweep), one after the other in
-            the order of --models (concurrent evaluations starved the EDM sweep).
+            the order of --models (concurrent evaluations starved the EDM sweep);
+  resample  (not in the default list) the evaluate stage again for each --resample SPEC, on
+            the weights already trained on this machine, with the spec's sampler settings:
+            res/resample_<i>_<model>.json holds each run's metrics and its spec.
+
+--resample MODEL:KEY=VALUE[;KEY=VALUE...] (repeatable) sets keys under train.<MODEL>.gpu for
+one evaluation, e.g. DDPM's samplers on the model the train part just made:
+
+    --parts resample --resample "ddpm_fmnist:method.ddim_eta=1.0" \
+        --resample "ddpm_fmnist:method.sampler=ancestral"
 
 --models picks which of the three Fashion-MNIST presets train and evaluate (default all).
 
@@ -79,6 +88,17 @@ def apply_sets(params: dict, sets: list[str]) -> dict:
     return params
 
 
+def parse_resample(spec: str) -> tuple[str, list[str]]:
+    """'ddpm_fmnist:method.ddim_eta=1.0;method.ddim_steps=50' -> (model, --set items under
+    train.<model>.gpu); a malformed spec or an unknown model is an error that names it."""
+    model, sep, rest = spec.partition(":")
+    if not sep or model not in MODELS or not rest.strip():
+        raise ValueError(f"--resample {spec!r}: expected MODEL:KEY=VALUE[;KEY=VALUE...] with "
+                         f"MODEL one of {', '.join(MODELS)}")
+    items = [item.strip() for item in rest.split(";") if item.strip()]
+    return model, [f"train.{model}.gpu.{item}" for item in items]
+
+
 def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str]) -> None:
     p = yaml.safe_load(Path("params.yaml").read_text())
     p["profile"] = "gpu"
@@ -138,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                     "training step, which compiles, is off the 240 s clock)")
     ap.add_argument("--parts", default="data,bench,train,sampling,evaluate",
                     help="comma-separated subset of "
-                    "data,bench,bench_fmnist,train,sampling,evaluate")
+                    "data,bench,bench_fmnist,train,sampling,evaluate,resample")
     ap.add_argument("--cifar-variants", default="compiled,eager-bf16",
                     help="bench_unet.py variants for the CIFAR-10-size network")
     ap.add_argument("--models", default=",".join(MODELS),
@@ -146,7 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: a CPU check of the path")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="params.yaml edit after the rewrite, e.g. train.edm_fmnist.gpu.lr=2e-3")
+    ap.add_argument("--resample", action="append", default=[], metavar="MODEL:KEY=VALUE;...",
+                    help="part resample: one more evaluation of MODEL with these settings "
+                    "under train.MODEL.gpu")
     args = ap.parse_args(argv)
+    try:
+        resamples = [parse_resample(spec) for spec in args.resample]
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     models = [m for m in args.models.split(",") if m]
     if not models or set(models) - set(MODELS):
         sys.exit(f"error: --models {args.models!r}: pick from {','.join(MODELS)}")
@@ -189,8 +216,11 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         write_params(args.fmnist, args.smoke, args.train_compile, args.sets)
+        for _, extra in resamples:  # check every spec's keys before anything runs
+            apply_sets(yaml.safe_load(Path("params.yaml").read_text()), extra)
     except ValueError as e:
         sys.exit(f"error: {e}")
+    base_params = Path("params.yaml").read_text()
     parts = args.parts.split(",")
 
     # 1. Data.
@@ -246,6 +276,22 @@ def main(argv: list[str] | None = None) -> None:
                 [py, "-m", "stages.evaluate", m], logs / f"evaluate_{m}.log", remaining() - 8)
             pack()
 
+    # 6. More evaluations of trained models under other sampler settings.
+    if "resample" in parts:
+        for i, (model, extra) in enumerate(resamples):
+            Path("params.yaml").write_text(yaml.safe_dump(
+                apply_sets(yaml.safe_load(base_params), extra), sort_keys=False))
+            key = f"resample_{i}_{model}"
+            code = run([py, "-m", "stages.evaluate", model], logs / f"{key}.log", remaining() - 8)
+            summary["steps"][key] = code
+            metrics = Path(f"metrics/{model}.json")
+            if code == 0 and metrics.exists():
+                (res / f"{key}.json").write_text(json.dumps(
+                    {"spec": args.resample[i], "metrics": json.loads(metrics.read_text())},
+                    indent=2))
+            pack()
+        Path("params.yaml").write_text(base_params)
+
     pack()
     log("done")
     print(json.dumps(summary["steps"]))
@@ -255,6 +301,11 @@ def main(argv: list[str] | None = None) -> None:
         keys = sorted(k for k in ev if k.startswith("sample_") or k.startswith("fd_"))
         print(m, json.dumps({"steps": tr.get("steps"), "train_s": tr.get("train_seconds"),
                              **{k: round(ev[k], 4) for k in keys}}))
+    for f in sorted(p.name for p in res.glob("resample_*.json")):
+        r = json.loads((res / f).read_text())
+        print(f, r["spec"], json.dumps({k: round(v, 4) for k, v in r["metrics"].items()
+                                        if k.startswith(("sample_fd", "sample_p", "sample_r"))
+                                        and isinstance(v, (int, float))}))
     for f in ("sampling_edm_fmnist.json", "bench_unet_fmnist.json", "bench_unet_cifar.json"):
         if (res / f).exists():
             print(f, (res / f).read_text()[:1500])

@@ -35,3 +35,18 @@ def test_set_errors_name_the_item(item, message):
     params = {"train": {"edm_fmnist": {"gpu": {"lr": 1e-3}}}}
     with pytest.raises(ValueError, match=message):
         _gpu_session().apply_sets(params, [item])
+
+
+def test_resample_spec_parses_into_sets_under_the_gpu_block():
+    model, sets = _gpu_session().parse_resample(
+        "ddpm_fmnist:method.ddim_eta=1.0; method.ddim_steps=50")
+    assert model == "ddpm_fmnist"
+    assert sets == ["train.ddpm_fmnist.gpu.method.ddim_eta=1.0",
+                    "train.ddpm_fmnist.gpu.method.ddim_steps=50"]
+
+
+@pytest.mark.parametrize("spec", ["ddpm_fmnist", "ddpm_fmnist:", "gan:method.x=1",
+                                  "method.ddim_eta=1.0"])
+def test_bad_resample_spec_names_itself(spec):
+    with pytest.raises(ValueError, match="--resample"):
+        _gpu_session().parse_resample(spec)
