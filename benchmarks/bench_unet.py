@@ -6,9 +6,10 @@ kept on the device), so the number is what a real run gets, not a bare forward/b
 The images are random uint8 data of the preset's shape: the arithmetic does not depend on the
 pixel values, and no data set has to be present.
 
-Timing: the loop logs twice; the first row covers the warm-up steps (torch.compile, cuDNN
-autotuning), the second the timed steps. Each log row ends with a host sync, so the second
-row's examples/s is the exact throughput of the timed steps.
+Timing: the loop logs every --warmup steps; the first row covers the warm-up steps (the
+first step, with torch.compile and cuDNN autotuning, is timed apart as warmup_s), the later
+rows the timed steps. Each log row ends with a host sync, so the later rows' examples/s are
+the exact throughput of the timed steps.
 
     python benchmarks/bench_unet.py [--preset edm_cifar10|fmnist_gpu|fmnist_cpu]
         [--batch 512] [--warmup 15] [--steps 30] [--variants compiled,eager-bf16,eager-fp32]
@@ -107,11 +108,11 @@ def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
                                desc=f"bench {name}", compile=compile_,
                                channels_last=channels_last))
         total = time.perf_counter() - t0
-    rows = result.history  # one row per `warmup` steps; the first is the warm-up
+    rows = result.history  # one row per `warmup` steps; the first covers the warm-up
     seconds = sum(warmup * batch / r["examples_per_s"] for r in rows[1:])
     out = {"variant": name, "batch": batch, "timed_steps": steps,
            "img_per_s": steps * batch / seconds,
-           "warmup_s": rows[0]["step"] * batch / rows[0]["examples_per_s"],
+           "warmup_s": result.warmup_seconds,  # the first step: compile, autotuning
            "total_s": total, "final_loss": rows[-1]["loss"]}
     if device.type == "cuda":
         out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30

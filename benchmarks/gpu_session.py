@@ -1,10 +1,11 @@
 """One prepared GPU session: the Fashion-MNIST GPU presets and the U-Net benchmarks in one go.
 
-Runs the stages directly (no dvc, MLflow off) under `profile: gpu`, on a copy of params.yaml
-rewritten for the machine, then packs what it measured into <out>/results.tgz and prints a
-summary table. Parts (--parts picks a subset, so the session can be split over calls), each
-with its own time limit so one failure does not sink the rest; results.tgz is rewritten after
-each part, so a session cut short still returns what it measured:
+Runs the stages directly (no dvc, MLflow off) under `profile: gpu`, with params.yaml
+rewritten for the machine (and put back at exit), then packs what it measured into
+<out>/results.tgz and prints a summary table. Parts (--parts picks a subset, so the session
+can be split over calls), each with its own time limit so one failure does not sink the
+rest; results.tgz is rewritten after each part, so a session cut short still returns what it
+measured:
 
   data      fetch + preprocess Fashion-MNIST from a local folder of the four IDX .gz files;
   bench     benchmarks/bench_unet.py: the 56 M CIFAR-10-size U-Net at batch 512 (compiled and
@@ -43,6 +44,7 @@ can be checked on a CPU before spending GPU time.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -214,10 +216,17 @@ def main(argv: list[str] | None = None) -> None:
                     tar.add(path, arcname=str(path).replace(str(args.out) + os.sep, ""))
         shutil.copy(res / "summary.json", args.out / "summary.json")
 
+    # The rewritten params.yaml is for this session only (results.tgz keeps a copy): the
+    # original comes back when the script exits, also after an error.
+    params_file = Path("params.yaml").resolve()
+    atexit.register(params_file.write_text, params_file.read_text())
     try:
         write_params(args.fmnist, args.smoke, args.train_compile, args.sets)
-        for _, extra in resamples:  # check every spec's keys before anything runs
-            apply_sets(yaml.safe_load(Path("params.yaml").read_text()), extra)
+        for spec, (_, extra) in zip(args.resample, resamples, strict=True):
+            try:  # every spec's keys are checked before anything runs
+                apply_sets(yaml.safe_load(Path("params.yaml").read_text()), extra)
+            except ValueError as e:
+                raise ValueError(f"--resample {spec!r}: {e}") from e
     except ValueError as e:
         sys.exit(f"error: {e}")
     base_params = Path("params.yaml").read_text()

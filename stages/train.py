@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -84,8 +85,10 @@ def run(argv: list[str]) -> None:
 
         # 3. Train (resumes from the last checkpoint of the same config).
         def on_log(row):
-            tr.log_metrics({"train_loss": row["loss"], "lr": row["lr"],
-                            "examples_per_s": row["examples_per_s"]}, row["step"])
+            metrics = {"train_loss": row["loss"], "lr": row["lr"]}
+            if math.isfinite(row["examples_per_s"]):  # nan for a row of only the warm-up step
+                metrics["examples_per_s"] = row["examples_per_s"]
+            tr.log_metrics(metrics, row["step"])
 
         result = train(net, objective, batches, cfg, RunSpec(
             seed=seed, device=device, ckpt_path=Path(f"checkpoints/{name}/last.pt"),

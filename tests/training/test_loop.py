@@ -179,3 +179,34 @@ def test_channels_last_runs_a_conv_net_and_keeps_the_state_dict(tmp_path):
     assert next(p for p in net.parameters() if p.ndim == 4).is_contiguous(
         memory_format=torch.channels_last)
     assert set(load_checkpoint(run.ckpt_path)["model"]) == keys
+
+
+def test_first_log_row_throughput_leaves_out_the_warm_up_step(tmp_path):
+    """The first step (torch.compile, autotuning on a GPU) is timed apart: a slow first step
+    shows in warmup_seconds, not in the first row's examples/s."""
+    import time
+
+    net, batches, run = _setup(tmp_path)
+    calls = {"n": 0}
+
+    def slow_first_batch(step):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(0.5)  # stands in for a compile
+        return batches(step)
+
+    cfg = dataclasses.replace(CFG, steps=8, log_every=4)
+    res = train(net, DenoisingLoss((0.1, 0.3)), slow_first_batch, cfg, run)
+    assert res.warmup_seconds >= 0.5
+    first = res.history[0]
+    # 3 timed steps of a tiny MLP take milliseconds: with the 0.5 s in, this would be < 128.
+    assert first["examples_per_s"] > 3 * CFG.batch_size / 0.25, first
+    assert first["loss"] > 0  # the loss average still covers all 4 steps
+
+
+def test_a_row_of_only_the_warm_up_step_has_no_throughput(tmp_path):
+    net, batches, run = _setup(tmp_path)
+    res = train(net, DenoisingLoss((0.1, 0.3)), batches,
+                dataclasses.replace(CFG, steps=2, log_every=1), run)
+    assert res.history[0]["examples_per_s"] != res.history[0]["examples_per_s"]  # nan
+    assert res.history[1]["examples_per_s"] > 0

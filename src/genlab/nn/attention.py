@@ -44,9 +44,8 @@ class SpatialSelfAttention(nn.Module):
         nhwc = is_channels_last(qkv)
         if nhwc:
             # NHWC (the GPU layout): token-major views, (B, HW, 3, heads, d), and the output
-            # goes back as an NHWC view too, so neither pass converts layouts around the 1x1
-            # convs (in the compiled training step such conversions cost more GPU time than
-            # the attention itself).
+            # goes back as an NHWC view too, so neither pass hands the 1x1 convs an NCHW
+            # tensor to convert (the head-major reshapes gave their backwards NCHW grads).
             qkv = qkv.permute(0, 2, 3, 1).reshape(b, h * w, 3, self.num_heads, self.head_dim)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, HW, d)
         else:

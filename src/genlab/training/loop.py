@@ -130,7 +130,7 @@ def train(
         total=cfg.steps,
         dynamic_ncols=True,
     )
-    t_log, done = time.perf_counter(), start
+    t_log, done, timed = time.perf_counter(), start, 0  # timed: steps since t_log, warm-up not
     for step in bar:
         x, cond = batches(step)
         if run.channels_last and x.ndim == 4:
@@ -146,13 +146,16 @@ def train(
         ema.update(net)
         loss_sum += loss.detach().float()
         seen += 1
+        timed += 1
         if step == start:
             # The first step of a process pays for torch.compile and cuDNN autotuning: it is
-            # timed apart and max_seconds's clock starts after it.
+            # timed apart; max_seconds's clock and the examples/s of the first log row start
+            # after it.
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
             result.warmup_seconds = time.perf_counter() - t0
-            clock["t0"] = time.perf_counter()
+            clock["t0"] = t_log = time.perf_counter()
+            timed = 0
 
         # 4. Log every log_every steps (one host sync per row), checkpoint every ckpt_every;
         #    a spent time budget ends the run like the last step does.
@@ -166,7 +169,8 @@ def train(
                 "step": done,
                 "loss": float(loss_sum) / seen,
                 "lr": opt.param_groups[0]["lr"],
-                "examples_per_s": seen * len(x) / dt,
+                # nan when the row holds only the warm-up step
+                "examples_per_s": timed * len(x) / dt if timed else float("nan"),
                 "seconds": round(now, 2),
             }
             result.history.append(row)
@@ -174,7 +178,7 @@ def train(
             if run.on_log:
                 run.on_log(row)
             loss_sum.zero_()
-            seen = 0
+            seen = timed = 0
             t_log = time.perf_counter()
         if done % cfg.ckpt_every == 0 or last:
             result.train_seconds = now
