@@ -49,13 +49,14 @@ KERNEL_KINDS = (  # (kind, lower-case substrings of GPU kernel names), first mat
 )
 
 
-def kind_of(op: str) -> str:
-    return next((k for k, keys in KINDS if any(s in op for s in keys)), "elementwise / other")
+def classify(name: str, table: tuple, default: str) -> str:
+    """The kind of the first row of table with a substring of name (lower-cased)."""
+    low = name.lower()
+    return next((k for k, keys in table if any(s in low for s in keys)), default)
 
 
 def kernel_kind(name: str) -> str:
-    low = name.lower()
-    return next((k for k, keys in KERNEL_KINDS if any(s in low for s in keys)), "other")
+    return classify(name, KERNEL_KINDS, "other")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -116,16 +117,17 @@ def main(argv: list[str] | None = None) -> dict:
         cuda_type = torch.autograd.DeviceType.CUDA
         ops = [(e.key, e.self_device_time_total / 1e3 / args.steps) for e in events
                if e.device_type == cuda_type and e.self_device_time_total > 0]
-        kind_fn = kernel_kind
+        table, default = KERNEL_KINDS, "other"
     else:
         ops = [(e.key, getattr(e, attr) / 1e3 / args.steps) for e in events
                if e.key.startswith("aten::") and getattr(e, attr) > 0]
-        kind_fn = kind_of
+        table, default = KINDS, "elementwise / other"
     ops.sort(key=lambda kv: -kv[1])
     total = sum(ms for _, ms in ops)
     by_kind: dict[str, float] = {}
     for op, ms in ops:
-        by_kind[kind_fn(op)] = by_kind.get(kind_fn(op), 0.0) + ms
+        kind = classify(op, table, default)
+        by_kind[kind] = by_kind.get(kind, 0.0) + ms
     what = "GPU kernels" if args.compile and cuda else "aten ops"
     print(f"{args.preset}, batch {args.batch}, {device}, "
           f"{'compiled' if args.compile else 'eager'} (warm-up {warmup_s:.1f} s): "
