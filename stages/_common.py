@@ -152,8 +152,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def main(fn) -> None:
     """Run a stage's main, turning config / data / checkpoint errors into one clear line."""
-    from genlab.data.idx import DataError
-    from genlab.training.checkpoint import CheckpointError
+    from genlab.errors import CheckpointError, DataError
 
     try:
         fn(sys.argv[1:])

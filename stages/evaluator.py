@@ -28,6 +28,7 @@ from stages._common import (
     write_csv,
     write_json,
 )
+from stages._deps import code_fingerprint
 
 OUT = Path("models/evaluator.pt")
 CKPT = Path("checkpoints/evaluator/last.pt")
@@ -67,7 +68,8 @@ def run(argv: list[str]) -> None:
 
         result = train(net, ClassificationLoss(cfg.label_smoothing), batches, cfg,
                        RunSpec(seed=seed, device=device, ckpt_path=CKPT,
-                               config_hash=config_hash(dataclasses.asdict(cfg), seed),
+                               config_hash=config_hash(dataclasses.asdict(cfg), seed,
+                                                       code_fingerprint("stages.evaluator")),
                                bf16=rt.bf16, progress=rt.progress, desc="evaluator",
                                on_log=on_log, on_checkpoint=lambda s: tr.flush()))
 

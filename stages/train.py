@@ -29,6 +29,7 @@ from stages._common import (
     write_csv,
     write_json,
 )
+from stages._deps import code_fingerprint
 
 
 def training_data(dataset: str):
@@ -92,7 +93,9 @@ def run(argv: list[str]) -> None:
 
         result = train(net, objective, batches, cfg, RunSpec(
             seed=seed, device=device, ckpt_path=Path(f"checkpoints/{name}/last.pt"),
-            config_hash=config_hash(dataclasses.asdict(cfg), seed), bf16=rt.bf16,
+            # params and code: a rerun after a code edit trains afresh (stages/_deps.py)
+            config_hash=config_hash(dataclasses.asdict(cfg), seed,
+                                    code_fingerprint("stages.train")), bf16=rt.bf16,
             progress=rt.progress, desc=f"train@{name}", on_log=on_log,
             on_checkpoint=lambda s: tr.flush(), compile=rt.use("compile", device.type),
             channels_last=rt.use("channels_last", device.type) and len(shape) == 3))

@@ -66,3 +66,27 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, prepared_data):
     cols = ["step", "loss", "lr"]  # examples_per_s is a timing, the rest must match exactly
     assert (pd.read_csv(killed / "metrics/loss/ae.csv")[cols]
             .equals(pd.read_csv(clean / "metrics/loss/ae.csv")[cols]))
+
+
+def test_a_code_edit_sets_the_checkpoint_aside(tmp_path, prepared_data):
+    """DVC reruns train@ae when its code changes; the rerun must then train afresh, not resume
+    the finished run at its last step and rewrite the old weights."""
+    env = make_env(None)
+    cmd = [sys.executable, "-m", "stages.train", "ae"]
+    ws = _workspace(tmp_path, "ws", prepared_data)
+    set_params(ws, {"train.ae.steps": 40})
+    where = run([sys.executable, "-c", "import stages, genlab; print(genlab.__file__)"], ws, env)
+    assert where.stdout.strip() == str(ws / "src/genlab/__init__.py"), "runs another tree's code"
+    run(cmd, ws, env)
+
+    # Same params, same code: resumes at the end (nothing to train).
+    out = run(cmd, ws, env)
+    assert "resumed from step 40" in out.stdout + out.stderr
+
+    # A code edit in the stage's import closure: the checkpoint is moved aside, step 0.
+    ae = ws / "src/genlab/models/ae.py"
+    ae.write_text(ae.read_text() + "\n# an edit\n")
+    out = run(cmd, ws, env)
+    assert "other params or code" in out.stdout + out.stderr
+    assert json.loads((ws / "metrics/train/ae.json").read_text())["resumed_from_step"] == 0
+    assert list((ws / "checkpoints/ae").glob("last.stale-*.pt")), "old checkpoint was lost"

@@ -1,4 +1,5 @@
-"""IDX file reader/writer (LeCun et al.'s MNIST format) and the DataError shared by genlab.data."""
+"""IDX file reader/writer (LeCun et al.'s MNIST format); DataError (genlab.errors) is re-exported
+for genlab.data."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genlab.errors import DataError  # defined there; callers may import it from here
+
 # IDX header: two zero bytes, a dtype code byte, the number of dims, then one
 # big-endian uint32 per dim; the data follows in big-endian C order.
 _DTYPES: dict[int, np.dtype] = {
@@ -24,10 +27,6 @@ _DTYPES: dict[int, np.dtype] = {
 }
 _CODES: dict[np.dtype, int] = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DataError(ValueError):
-    """A dataset file is missing, truncated, corrupt or fails its checksum."""
 
 
 @contextmanager

@@ -9,9 +9,7 @@ from typing import Any
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint file is unreadable or does not fit the model it is loaded into."""
+from genlab.errors import CheckpointError  # defined there; callers may import it from here
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -227,7 +227,9 @@ def _resume(run, net, ema, opt, sched, result) -> int:
         )
         run.ckpt_path.replace(stale)
         warnings.warn(
-            f"{run.ckpt_path} was written with other params: moved to {stale.name}, "
+            f"{run.ckpt_path} was written with other params or code (config hash "
+            f"{str(state.get('config_hash'))[:8]}, now {run.config_hash[:8]}): moved to "
+            f"{stale.name}, "
             "starting from step 0",
             stacklevel=2,
         )
