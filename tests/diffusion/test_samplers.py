@@ -200,6 +200,36 @@ def test_ddpm_posterior_mean_form_equals_algorithm_2():
     torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_clamp_that_never_binds_changes_nothing(eta):
+    n, eps = 500, GAUSS.eps_model(AB)
+    kw = dict(n_steps=25, eta=eta, dtype=F64)
+    a = ddim_sampler(eps, (n, 2), AB, generator=_gen(3), **kw)
+    b = ddim_sampler(eps, (n, 2), AB, generator=_gen(3), clip_x0=1e12, **kw)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_ddim_clamped_step_uses_the_eps_of_the_clamped_x0():
+    # One deterministic step from t to t_prev with a constant eps that drives x_0 out of range.
+    # Eq. 12 with x_0 clamped and eps re-derived from it is the interpolation
+    # x_prev = sqrt(a_prev) x0c + sqrt((1 - a_prev) / (1 - a_t)) (x_t - sqrt(a_t) x0c).
+    tau = ddim_timesteps(len(AB), 2)
+    a_t, a_prev = AB[tau[0]].item(), AB[tau[1]].item()
+    seen = []
+
+    def eps_model(x_t, t, c):
+        seen.append(x_t.clone())
+        return torch.full_like(x_t, -3.0)  # x_0 = (x_t + 3 sqrt(1 - a_t)) / sqrt(a_t) >> 1
+
+    path = ddim_sampler(eps_model, (8, 2), AB, n_steps=2, dtype=F64, generator=_gen(5),
+                        clip_x0=1.0, keep_trajectory=True)[1]
+    x_t = seen[0]
+    x0c = ((x_t + 3.0 * (1 - a_t) ** 0.5) / a_t**0.5).clamp(-1, 1)
+    assert (x0c == 1.0).all(), "the clamp must bind for this check"
+    want = a_prev**0.5 * x0c + ((1 - a_prev) / (1 - a_t)) ** 0.5 * (x_t - a_t**0.5 * x0c)
+    torch.testing.assert_close(path[1], want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
 def test_ddpm_clip_x0_bounds_the_prediction(sampler):
     # A model whose eps is wildly off: unclamped x_0 predictions leave [-1, 1] by far; clamped,

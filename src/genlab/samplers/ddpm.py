@@ -82,7 +82,13 @@ def ddim_sampler(
     clip_x0: float | None = None,            # clamp the predicted x_0 to [-c, c] (images: 1)
 ):
     """n_steps model calls; returns x_0, or (x_0, trajectory (n_steps + 1, B, ...)).
-    clip_x0 clamps the predicted x_0 before Eq. 12 (eps is kept as predicted)."""
+
+    clip_x0 clamps the predicted x_0 before Eq. 12, and eps is then re-derived from it,
+    eps = (x_t - sqrt(a_t) x_0) / sqrt(1 - a_t), so that both terms of Eq. 12 describe the one
+    decomposition of x_t. Keeping the network's eps instead drops the clamped-off part of x_t
+    outright; on the CPU-default Fashion-MNIST model that raised FD (1,000 samples) from 25.7
+    to 54.7 at 100 steps with eta = 0, and from 14.1 to 20.1 at 50 steps with eta = 1 (README).
+    Without clamping, or where it does not bind, the two are the same."""
     # DDIM sampling (Song et al. 2021, Eq. 12) on a sub-sequence tau, sigma from Eq. 16.
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
@@ -96,6 +102,7 @@ def ddim_sampler(
         x0_pred = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5  # "predicted x_0"
         if clip_x0 is not None:
             x0_pred = x0_pred.clamp(-clip_x0, clip_x0)
+            eps = (x_t - a_t**0.5 * x0_pred) / (1 - a_t) ** 0.5  # the eps of the clamped x_0
         sigma_t = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5  # Eq. 16
         direction = max(1 - a_prev - sigma_t**2, 0.0) ** 0.5 * eps  # "direction pointing to x_t"
         x_t = a_prev**0.5 * x0_pred + direction  # Eq. 12
