@@ -32,7 +32,10 @@ def stage_specs() -> list[tuple[str, str, list[str]]]:
     return specs
 
 
-@pytest.mark.parametrize("stage,module,deps", stage_specs(), ids=[s[0] for s in stage_specs()])
+SPECS = stage_specs()
+
+
+@pytest.mark.parametrize("stage,module,deps", SPECS, ids=[s[0] for s in SPECS])
 def test_stage_lists_every_file_it_imports(stage, module, deps):
     missing = [rel for rel in output_shaping_files(module) if not covered(rel, deps)]
     assert not missing, f"dvc.yaml stage {stage!r} imports {missing}: add them to its deps"
