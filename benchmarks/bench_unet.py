@@ -17,8 +17,10 @@ the exact throughput of the timed steps.
 
 Variants: compiled = bf16 autocast + channels_last + torch.compile; compiled-nchw-paths = the
 same with the U-Net's NHWC-specific code paths switched off (the step as it was before them:
-the A/B baseline for them); eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32
-off), channels_first, no compile. On a CPU the
+the A/B baseline for them); compiled-nodropout = compiled with the ResBlocks' dropout set
+to 0 (what dropout costs: not a training setting, the preset keeps its dropout);
+eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
+compile. On a CPU the
 variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only smoke-test the path.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -48,6 +51,7 @@ PRESETS = {"edm_cifar10": EDM_CIFAR10, "fmnist_gpu": FASHION_MNIST_GPU,
 VARIANTS = {  # name -> (bf16, channels_last, compile, tf32)
     "compiled": (True, True, True, True),
     "compiled-nchw-paths": (True, True, True, True),
+    "compiled-nodropout": (True, True, True, True),
     "eager-bf16": (True, True, False, True),
     "eager-fp32": (False, False, False, False),
 }
@@ -72,6 +76,11 @@ def nchw_code_paths(enabled: bool):
         blocks.is_channels_last, attention.is_channels_last = saved
 
 
+def variant_preset(name: str, preset):
+    """The U-Net config a variant trains: the preset, with dropout 0 for compiled-nodropout."""
+    return dataclasses.replace(preset, dropout=0.0) if name == "compiled-nodropout" else preset
+
+
 def forward_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
     """FLOPs of one forward pass per example (torch's FLOP counter, on a batch of 2 on CPU)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -90,6 +99,7 @@ def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
     torch.backends.cudnn.benchmark = True
     torch._dynamo.reset()
     torch.manual_seed(0)
+    preset = variant_preset(name, preset)
     net = EDMPrecond(UNet.from_config(preset))
     side, c = preset.resolution, preset.in_channels
     images = np.random.default_rng(0).integers(0, 256, (max(4 * batch, 64), side, side, c),

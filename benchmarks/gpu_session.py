@@ -10,6 +10,10 @@ measured:
   data      fetch + preprocess Fashion-MNIST from a local folder of the four IDX .gz files;
   bench     benchmarks/bench_unet.py: the 56 M CIFAR-10-size U-Net at batch 512 (compiled and
             eager bf16); bench_fmnist (not in the default list): the Fashion-MNIST GPU preset;
+  profile   (not in the default list) benchmarks/profile_unet.py --compile on the 56 M network
+            at batch 512: GPU time per kernel, and which aten op launched each non-Triton
+            kernel; with TORCH_LOGS=output_code, so logs/profile_unet.log also holds the code
+            inductor generated;
   train     the --models (edm_fmnist, ddpm_fmnist, ncsn_fmnist) CONCURRENTLY, each for its
             preset's max_seconds (240 s) of wall time after its first (compiling) step: with
             k of them each gets roughly 1/k of the GPU;
@@ -57,6 +61,7 @@ from pathlib import Path
 import yaml
 
 MODELS = ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist")
+PARTS = ("data", "bench", "bench_fmnist", "profile", "train", "sampling", "evaluate", "resample")
 T0 = time.perf_counter()
 
 
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                     "training step, which compiles, is off the 240 s clock)")
     ap.add_argument("--parts", default="data,bench,train,sampling,evaluate",
                     help="comma-separated subset of "
-                    "data,bench,bench_fmnist,train,sampling,evaluate,resample")
+                    "data,bench,bench_fmnist,profile,train,sampling,evaluate,resample")
     ap.add_argument("--cifar-variants", default="compiled,eager-bf16",
                     help="bench_unet.py variants for the CIFAR-10-size network")
     ap.add_argument("--models", default=",".join(MODELS),
@@ -179,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     models = [m for m in args.models.split(",") if m]
     if not models or set(models) - set(MODELS):
         sys.exit(f"error: --models {args.models!r}: pick from {','.join(MODELS)}")
+    unknown = sorted(set(args.parts.split(",")) - set(PARTS))
+    if unknown:
+        sys.exit(f"error: --parts: unknown {unknown}; pick from {','.join(PARTS)}")
     for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
         if not (args.fmnist / f).is_file():
             sys.exit(f"error: {args.fmnist / f} not found (--fmnist)")
@@ -260,6 +268,19 @@ def main(argv: list[str] | None = None) -> None:
             logs / "bench_unet_fmnist.log", min(150.0, remaining() - 10))
         pack()
 
+    if "profile" in parts:
+        prof = ["--preset", "fmnist_cpu", "--batch", "4", "--warmup", "0", "--steps", "1"] \
+            if args.smoke else ["--preset", "edm_cifar10", "--batch", "512", "--compile"]
+        os.environ["TORCH_LOGS"] = "output_code"  # the generated code goes to the log
+        try:
+            summary["steps"]["profile"] = run(
+                [py, "benchmarks/profile_unet.py", *prof, "--json",
+                 str(res / "profile_unet.json")],
+                logs / "profile_unet.log", min(330.0, remaining() - 10))
+        finally:
+            del os.environ["TORCH_LOGS"]
+        pack()
+
     # 3. Three trainings at once, each on its own time budget (first step = compile warm-up,
     #    off the clock).
     if "train" in parts:
@@ -315,6 +336,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f, r["spec"], json.dumps({k: round(v, 4) for k, v in r["metrics"].items()
                                         if k.startswith(("sample_fd", "sample_p", "sample_r"))
                                         and isinstance(v, (int, float))}))
+    if (res / "profile_unet.json").exists():
+        prof = json.loads((res / "profile_unet.json").read_text())
+        print("profile_unet", json.dumps({k: prof.get(k) for k in ("ms_per_step", "warmup_s")}),
+              json.dumps({k: round(v, 1) for k, v in prof["by_kind_ms"].items()}))
+        for r in prof.get("launchers", [])[:12]:
+            print(f"  {r['ms']:7.2f} ms {r['calls']:5.0f}x {r['kernel'][:60]} | "
+                  f"{r['chain'][:110]} | {r['shapes'][:80]}")
     for f in ("sampling_edm_fmnist.json", "bench_unet_fmnist.json", "bench_unet_cifar.json"):
         if (res / f).exists():
             print(f, (res / f).read_text()[:1500])

@@ -7,8 +7,16 @@ eager op names map one-to-one to layers. --compile: the same step with torch.com
 by GPU kernel instead (cuDNN convolutions, Triton kernels that inductor generated, attention,
 copies, optimizer), since inductor's fused kernels have no aten op above them.
 
+On a GPU a second table gives each kernel that an aten op launched (every kernel but
+inductor's Triton ones) with the op that launched it, that op's callers and its input shapes
+(recorded with record_shapes): which call makes a copy or conversion kernel, and on which
+tensors.
+
     python benchmarks/profile_unet.py [--preset edm_cifar10] [--batch 512] [--steps 3]
         [--compile] [--json out.json]
+
+For inductor's generated code as well (the wrapper shows every aten call it makes), run with
+TORCH_LOGS=output_code and keep stderr.
 """
 
 from __future__ import annotations
@@ -59,6 +67,48 @@ def kernel_kind(name: str) -> str:
     return classify(name, KERNEL_KINDS, "other")
 
 
+def short_kernel(name: str, width: int = 90) -> str:
+    """A kernel name cut to width, with the C++ namespaces that all aten kernels share left
+    out ("void at::native::elementwise_kernel<...direct_copy_kernel_cuda..." keeps the part
+    that tells kernels apart)."""
+    low = name.replace("void ", "").replace("at::native::", "").replace("(anonymous namespace)::",
+                                                                        "")
+    for key in ("direct_copy_kernel_cuda", "copy_kernel", "CatArrayBatchedCopy"):
+        if key in low and key not in low[:width]:
+            return f"{low[:width - len(key) - 5]} ... {key}"
+    return low[:width]
+
+
+def launchers(events, steps: int, depth: int = 4, skip_prefix: str = "triton_") -> list[dict]:
+    """GPU time per (kernel, launching op chain, input shapes) over profiler events, largest
+    first, in ms per step.
+
+    events: the profiler's FunctionEvents. A CPU op's .kernels are the device kernels it
+    launched itself (the innermost op on the stack at launch); its chain is the op and up to
+    depth - 1 callers (.cpu_parent), innermost first. Kernels whose names start with
+    skip_prefix (inductor's Triton kernels, named after what they fuse) are left out.
+    """
+    rows: dict[tuple, dict] = {}
+    for e in events:
+        kernels = [k for k in getattr(e, "kernels", None) or []
+                   if not k.name.startswith(skip_prefix)]
+        if not kernels:
+            continue
+        chain, op = [], e
+        while op is not None and len(chain) < depth:
+            chain.append(op.name)
+            op = op.cpu_parent
+        shapes = str([list(s) for s in (e.input_shapes or [])])
+        dtypes = str(list(getattr(e, "input_dtypes", None) or []))
+        for k in kernels:
+            key = (short_kernel(k.name), " < ".join(chain), shapes, dtypes)
+            row = rows.setdefault(key, {"kernel": key[0], "chain": key[1], "shapes": shapes,
+                                        "dtypes": dtypes, "ms": 0.0, "calls": 0.0})
+            row["ms"] += k.duration / 1e3 / steps
+            row["calls"] += 1 / steps
+    return sorted(rows.values(), key=lambda r: -r["ms"])
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="edm_cifar10", choices=sorted(PRESETS))
@@ -105,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     acts = [torch.profiler.ProfilerActivity.CPU] + (
         [torch.profiler.ProfilerActivity.CUDA] if cuda else [])
     t0 = time.perf_counter()
-    with torch.profiler.profile(activities=acts) as prof:
+    with torch.profiler.profile(activities=acts, record_shapes=cuda) as prof:
         for _ in range(args.steps):
             step()
         if cuda:
@@ -139,10 +189,17 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| op | ms / step | share |\n|---|---|---|")
     for op, ms in ops[:25]:
         print(f"| {op[:110]} | {ms:.2f} | {ms / total:.1%} |")
+    launched = launchers(prof.events(), args.steps) if cuda else []
+    if launched:
+        print("\n| kernel launched by an aten op | op < callers | input shapes | calls / step "
+              "| ms / step |\n|---|---|---|---|---|")
+        for r in launched[:25]:
+            print(f"| {r['kernel']} | {r['chain'][:120]} | {r['shapes'][:100]} | "
+                  f"{r['calls']:.0f} | {r['ms']:.2f} |")
     out = {"preset": args.preset, "batch": args.batch, "device": str(
         torch.cuda.get_device_name() if cuda else "cpu"), "ms_per_step": wall * 1e3,
         "compiled": args.compile, "warmup_s": warmup_s, "unit": what,
-        "by_kind_ms": by_kind, "top_ops_ms": dict(ops[:30])}
+        "by_kind_ms": by_kind, "top_ops_ms": dict(ops[:30]), "launchers": launched[:80]}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))

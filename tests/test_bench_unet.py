@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 
@@ -32,3 +33,13 @@ def test_nchw_code_paths_switch_off_the_nhwc_paths_and_restore_them():
     with bench.nchw_code_paths(False):
         assert blocks.is_channels_last(x)
     assert "compiled-nchw-paths" in bench.VARIANTS
+
+
+def test_nodropout_variant_changes_only_the_dropout():
+    bench = _bench_unet()
+    preset = bench.PRESETS["edm_cifar10"]
+    assert preset.dropout > 0
+    assert bench.variant_preset("compiled-nodropout", preset) == \
+        dataclasses.replace(preset, dropout=0.0)
+    assert bench.variant_preset("compiled", preset) is preset
+    assert "compiled-nodropout" in bench.VARIANTS

@@ -50,3 +50,12 @@ def test_resample_spec_parses_into_sets_under_the_gpu_block():
 def test_bad_resample_spec_names_itself(spec):
     with pytest.raises(ValueError, match="--resample"):
         _gpu_session().parse_resample(spec)
+
+
+def test_unknown_part_is_an_error_before_anything_runs(tmp_path):
+    params = (ROOT / "params.yaml").read_text()
+    with pytest.raises(SystemExit, match=r"--parts: unknown \['profle'\]"):
+        _gpu_session().main(["--fmnist", str(tmp_path), "--out", str(tmp_path / "out"),
+                             "--parts", "data,profle"])
+    assert not (tmp_path / "out").exists()
+    assert (ROOT / "params.yaml").read_text() == params

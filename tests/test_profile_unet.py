@@ -46,3 +46,68 @@ def test_eager_cpu_run_sums_aten_ops(tmp_path):
     assert not out["compiled"] and out["unit"] == "aten ops"
     assert out["ms_per_step"] > 0 and out["by_kind_ms"]["convolution"] > 0
     assert (tmp_path / "p.json").is_file()
+
+
+def _event(name, parent=None, kernels=(), shapes=()):
+    from types import SimpleNamespace
+
+    from torch.autograd.profiler_util import Kernel
+    return SimpleNamespace(name=name, cpu_parent=parent, input_shapes=[list(s) for s in shapes],
+                           kernels=[Kernel(k, 0, us) for k, us in kernels])
+
+
+def test_launchers_sum_each_kernel_under_the_op_chain_that_launched_it():
+    copy_name = ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast"
+                 "<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)")
+    engine = _event("autograd::engine::evaluate_function: CompiledFunctionBackward")
+    conv_bw = _event("aten::convolution_backward", engine)
+    contig = _event("aten::contiguous", conv_bw)
+    big = [(512, 256, 32, 32)]
+    events = [
+        engine, conv_bw, contig,
+        # two calls, 2 steps: 1 call and 2.0 ms per step
+        _event("aten::copy_", contig, [(copy_name, 1500.0)], big * 2),
+        _event("aten::copy_", contig, [(copy_name, 2500.0)], big * 2),
+        # same kernel, other shapes: its own row
+        _event("aten::copy_", contig, [(copy_name, 600.0)], [(8, 4)] * 2),
+        # an inductor kernel: left out
+        _event("## Call CompiledFxGraph ##", None, [("triton_poi_fused_add_0", 9000.0)]),
+        _event("aten::cudnn_convolution", None, [("sm90_xmma_fprop_implicit_gemm", 800.0)],
+               big),
+    ]
+    rows = _profile_unet().launchers(events, steps=2, depth=3)
+    assert [r["ms"] for r in rows] == [2.0, 0.4, 0.3]
+    top = rows[0]
+    assert top["calls"] == 1.0
+    assert top["chain"] == "aten::copy_ < aten::contiguous < aten::convolution_backward"
+    assert top["shapes"] == "[[512, 256, 32, 32], [512, 256, 32, 32]]"
+    assert "direct_copy_kernel_cuda" in top["kernel"] and "void" not in top["kernel"]
+    assert rows[1]["chain"] == "aten::cudnn_convolution"
+    assert all("triton" not in r["kernel"] for r in rows)
+
+
+def test_short_kernel_keeps_what_tells_kernels_apart():
+    pu = _profile_unet()
+    assert pu.short_kernel("sm90_xmma_dgrad") == "sm90_xmma_dgrad"
+    long_copy = "void at::native::elementwise_kernel<" + "x" * 200 + "direct_copy_kernel_cuda"
+    cut = pu.short_kernel(long_copy)
+    assert len(cut) <= 90 and cut.endswith("direct_copy_kernel_cuda")
+
+
+def test_launchers_read_real_profiler_events():
+    """The attributes launchers() reads exist on torch's own events: a CPU profile of a
+    contiguous() call, with a device kernel appended to its aten::copy_ by hand (a CPU run
+    launches none)."""
+    import torch
+
+    x = torch.randn(2, 3, 4, 5).permute(0, 2, 3, 1)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                record_shapes=True) as prof:
+        x.contiguous()
+    events = prof.events()
+    copy = next(e for e in events if e.name == "aten::copy_")
+    copy.append_kernel("direct_copy_kernel_cuda", 0, 3000.0)
+    (row,) = _profile_unet().launchers(events, steps=1)
+    assert row["ms"] == 3.0 and row["calls"] == 1.0
+    assert row["chain"].startswith("aten::copy_ < aten::clone < aten::contiguous")
+    assert "[2, 4, 5, 3]" in row["shapes"]
