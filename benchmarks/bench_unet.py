@@ -19,6 +19,9 @@ Variants: compiled = bf16 autocast + channels_last + torch.compile; compiled-nch
 same with the U-Net's NHWC-specific code paths switched off (the step as it was before them:
 the A/B baseline for them); compiled-nodropout = compiled with the ResBlocks' dropout set
 to 0 (what dropout costs: not a training setting, the preset keeps its dropout);
+compiled-gn-bf16 = compiled with every GroupNorm returning its input's dtype (bf16 under
+autocast, statistics still fp32) instead of autocast's fp32, so the scale-shift-SiLU-dropout
+chain after it works on bf16;
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
 compile. On a CPU the
 variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only smoke-test the path.
@@ -52,6 +55,7 @@ VARIANTS = {  # name -> (bf16, channels_last, compile, tf32)
     "compiled": (True, True, True, True),
     "compiled-nchw-paths": (True, True, True, True),
     "compiled-nodropout": (True, True, True, True),
+    "compiled-gn-bf16": (True, True, True, True),
     "eager-bf16": (True, True, False, True),
     "eager-fp32": (False, False, False, False),
 }
@@ -81,6 +85,20 @@ def variant_preset(name: str, preset):
     return dataclasses.replace(preset, dropout=0.0) if name == "compiled-nodropout" else preset
 
 
+def _to_input_dtype(module, inputs, output):
+    return output.to(inputs[0].dtype)
+
+
+def group_norm_in_input_dtype(net: torch.nn.Module) -> int:
+    """Every nn.GroupNorm of net returns its input's dtype from now on (a forward hook, which
+    torch.compile traces): under bf16 autocast, where group_norm runs and returns fp32, the
+    output goes back to bf16. Returns how many modules got the hook."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    for m in norms:
+        m.register_forward_hook(_to_input_dtype)
+    return len(norms)
+
+
 def forward_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
     """FLOPs of one forward pass per example (torch's FLOP counter, on a batch of 2 on CPU)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -101,6 +119,8 @@ def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
     torch.manual_seed(0)
     preset = variant_preset(name, preset)
     net = EDMPrecond(UNet.from_config(preset))
+    if name == "compiled-gn-bf16":
+        group_norm_in_input_dtype(net)
     side, c = preset.resolution, preset.in_channels
     images = np.random.default_rng(0).integers(0, 256, (max(4 * batch, 64), side, side, c),
                                                dtype=np.uint8)

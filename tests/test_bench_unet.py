@@ -43,3 +43,23 @@ def test_nodropout_variant_changes_only_the_dropout():
         dataclasses.replace(preset, dropout=0.0)
     assert bench.variant_preset("compiled", preset) is preset
     assert "compiled-nodropout" in bench.VARIANTS
+
+
+def test_gn_bf16_variant_returns_group_norm_outputs_in_the_input_dtype():
+    from genlab.models.unet import FASHION_MNIST_CPU, UNet
+
+    bench = _bench_unet()
+    torch.manual_seed(0)
+    net = UNet.from_config(FASHION_MNIST_CPU)
+    x, t = torch.randn(2, 1, 28, 28), torch.zeros(2)
+    ref = net(x, t)
+    n = bench.group_norm_in_input_dtype(net)
+    assert n == sum(len(m._forward_hooks) for m in net.modules()
+                    if isinstance(m, torch.nn.GroupNorm)) > 0
+    assert torch.equal(net(x, t), ref)  # fp32 in, fp32 out: the hook changes nothing
+    # What the hook does on a GPU, where bf16 autocast runs group_norm in fp32 (CPU autocast
+    # keeps bf16, so it shows nothing here): an fp32 output goes back to the input's bf16.
+    out = bench._to_input_dtype(None, (torch.zeros(3, dtype=torch.bfloat16),),
+                                torch.tensor([1.0, 2.5, -3.0]))
+    assert out.dtype == torch.bfloat16 and out.tolist() == [1.0, 2.5, -3.0]
+    assert "compiled-gn-bf16" in bench.VARIANTS
