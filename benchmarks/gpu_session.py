@@ -106,6 +106,18 @@ def parse_resample(spec: str) -> tuple[str, list[str]]:
     return model, [f"train.{model}.gpu.{item}" for item in items]
 
 
+def written_since(path: Path, t0: float) -> list[Path]:
+    """The files at path (the file itself, or every file under a folder) last modified at or
+    after t0 (time.time()); none when path does not exist."""
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        files = []
+    return [f for f in files if f.stat().st_mtime >= t0]
+
+
 def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str]) -> None:
     p = yaml.safe_load(Path("params.yaml").read_text())
     p["profile"] = "gpu"
@@ -206,20 +218,24 @@ def main(argv: list[str] | None = None) -> None:
     (logs / "nvidia-smi.txt").write_text(env_info.stdout if env_info else "no nvidia-smi\n")
     remaining = lambda: args.budget - (time.perf_counter() - T0)  # noqa: E731
     summary: dict = {"smoke": args.smoke, "steps": {}}
+    started = time.time()
 
     def pack() -> None:
-        """results.tgz with whatever exists so far (called after every part, so a session cut
-        short still returns what it measured)."""
+        """results.tgz with whatever this session has written so far (called after every
+        part, so a session cut short still returns what it measured). Metrics, figures and
+        samples that the checkout already held (the CPU pipeline's) are left out, of the
+        summary too, so no number in it predates the session."""
         for m in MODELS:
             for src in (Path(f"metrics/{m}.json"), Path(f"metrics/train/{m}.json")):
-                if src.exists():
+                if written_since(src, started):
                     summary.setdefault(m, {})[src.parent.name] = json.loads(src.read_text())
         summary["seconds"] = time.perf_counter() - T0
         (res / "summary.json").write_text(json.dumps(summary, indent=2))
+        fresh = [f for path in [Path("metrics"), *[Path(f"figures/{m}") for m in MODELS],
+                                *[Path(f"data/samples/{m}.npz") for m in MODELS]]
+                 for f in written_since(path, started)]
         with tarfile.open(args.out / "results.tgz", "w:gz") as tar:
-            for path in [res, logs, Path("params.yaml"), Path("metrics"),
-                         *[Path(f"figures/{m}") for m in MODELS],
-                         *[Path(f"data/samples/{m}.npz") for m in MODELS]]:
+            for path in [res, logs, Path("params.yaml"), *fresh]:
                 if path.exists():
                     tar.add(path, arcname=str(path).replace(str(args.out) + os.sep, ""))
         shutil.copy(res / "summary.json", args.out / "summary.json")
@@ -325,8 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     pack()
     log("done")
     print(json.dumps(summary["steps"]))
-    for m in MODELS:
-        met = summary.get(m, {})
+    for m in (m for m in MODELS if m in summary):
+        met = summary[m]
         tr, ev = met.get("train", {}), met.get("metrics", {})
         keys = sorted(k for k in ev if k.startswith("sample_") or k.startswith("fd_"))
         print(m, json.dumps({"steps": tr.get("steps"), "train_s": tr.get("train_seconds"),

@@ -59,3 +59,20 @@ def test_unknown_part_is_an_error_before_anything_runs(tmp_path):
                              "--parts", "data,profle"])
     assert not (tmp_path / "out").exists()
     assert (ROOT / "params.yaml").read_text() == params
+
+
+def test_written_since_keeps_only_files_written_after_the_start(tmp_path):
+    import os
+    import time
+
+    old, new = tmp_path / "figs" / "old.png", tmp_path / "figs" / "sub" / "new.png"
+    new.parent.mkdir(parents=True)
+    old.write_text("x")
+    new.write_text("y")
+    t0 = time.time()
+    os.utime(old, (t0 - 100, t0 - 100))  # e.g. a committed figure from the CPU pipeline
+    os.utime(new, (t0 + 1, t0 + 1))
+    gs = _gpu_session()
+    assert gs.written_since(tmp_path / "figs", t0) == [new]
+    assert gs.written_since(old, t0) == [] and gs.written_since(new, t0) == [new]
+    assert gs.written_since(tmp_path / "missing", t0) == []
