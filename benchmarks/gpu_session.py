@@ -139,12 +139,12 @@ def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str]) -> N
     Path("params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 
-def run(cmd: list[str], logfile: Path, timeout: float) -> int:
+def run(cmd: list[str], logfile: Path, timeout: float, env: dict | None = None) -> int:
     log(f"$ {' '.join(cmd)}  (limit {timeout:.0f} s)")
     with logfile.open("w") as f:
         try:
-            return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=timeout).returncode
+            return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
+                                  env=env).returncode
         except subprocess.TimeoutExpired:
             log(f"timed out: {' '.join(cmd)}")
             return 124
@@ -287,14 +287,10 @@ def main(argv: list[str] | None = None) -> None:
     if "profile" in parts:
         prof = ["--preset", "fmnist_cpu", "--batch", "4", "--warmup", "0", "--steps", "1"] \
             if args.smoke else ["--preset", "edm_cifar10", "--batch", "512", "--compile"]
-        os.environ["TORCH_LOGS"] = "output_code"  # the generated code goes to the log
-        try:
-            summary["steps"]["profile"] = run(
-                [py, "benchmarks/profile_unet.py", *prof, "--json",
-                 str(res / "profile_unet.json")],
-                logs / "profile_unet.log", min(330.0, remaining() - 10))
-        finally:
-            del os.environ["TORCH_LOGS"]
+        summary["steps"]["profile"] = run(
+            [py, "benchmarks/profile_unet.py", *prof, "--json", str(res / "profile_unet.json")],
+            logs / "profile_unet.log", min(330.0, remaining() - 10),
+            env=os.environ | {"TORCH_LOGS": "output_code"})  # the generated code to the log
         pack()
 
     # 3. Three trainings at once, each on its own time budget (first step = compile warm-up,
