@@ -15,16 +15,19 @@ the exact throughput of the timed steps.
         [--batch 512] [--warmup 15] [--steps 30] [--variants compiled,eager-bf16,eager-fp32]
         [--json out.json]
 
-Variants: compiled = bf16 autocast + channels_last + torch.compile; compiled-nchw-paths = the
-same with the U-Net's NHWC-specific code paths switched off (the step as it was before them:
-the A/B baseline for them); compiled-nodropout = compiled with the ResBlocks' dropout set
-to 0 (what dropout costs: not a training setting, the preset keeps its dropout);
-compiled-gn-bf16 = compiled with every GroupNorm returning its input's dtype (bf16 under
-autocast, statistics still fp32) instead of autocast's fp32, so the scale-shift-SiLU-dropout
-chain after it works on bf16;
+Variants: compiled = bf16 autocast + channels_last + torch.compile, the training setting.
+A/B variants, each the compiled one with one thing changed (see VARIANTS):
+compiled-nchw-paths = the U-Net's NHWC-specific code paths switched off (layout-keeping
+GroupNorm, token-major attention, NHWC upsampling, dense skip-concatenation gradients): the
+step as it was before them; compiled-torch-gn = only the GroupNorm path off (torch's
+group_norm, which returns NCHW on CUDA); compiled-force-layout = inductor's layout
+optimisation forced on (its heuristic skips it for this U-Net: the decoder convolutions take
+twice the channels they return); compiled-nodropout = the ResBlocks' dropout set to 0 (what
+dropout costs: not a training setting); compiled-gn-bf16 = every GroupNorm returns its input's
+dtype (bf16 under autocast, statistics still fp32) instead of autocast's fp32.
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
-compile. On a CPU the
-variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only smoke-test the path.
+compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
+smoke-test the path.
 """
 
 from __future__ import annotations
@@ -51,21 +54,34 @@ from genlab.training.loop import RunSpec, train
 
 PRESETS = {"edm_cifar10": EDM_CIFAR10, "fmnist_gpu": FASHION_MNIST_GPU,
            "fmnist_cpu": FASHION_MNIST_CPU}
-VARIANTS = {  # name -> (bf16, channels_last, compile, tf32)
-    "compiled": (True, True, True, True),
-    "compiled-nchw-paths": (True, True, True, True),
-    "compiled-nodropout": (True, True, True, True),
-    "compiled-gn-bf16": (True, True, True, True),
-    "eager-bf16": (True, True, False, True),
-    "eager-fp32": (False, False, False, False),
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    bf16: bool
+    channels_last: bool
+    compile: bool
+    tf32: bool
+    change: str = ""  # the one A/B change against "compiled", applied by variant_context
+
+
+_COMPILED = dict(bf16=True, channels_last=True, compile=True, tf32=True)
+VARIANTS = {
+    "compiled": Variant(**_COMPILED),
+    "compiled-nchw-paths": Variant(**_COMPILED, change="nchw-paths"),
+    "compiled-torch-gn": Variant(**_COMPILED, change="torch-gn"),
+    "compiled-force-layout": Variant(**_COMPILED, change="force-layout"),
+    "compiled-nodropout": Variant(**_COMPILED, change="nodropout"),
+    "compiled-gn-bf16": Variant(**_COMPILED, change="gn-bf16"),
+    "eager-bf16": Variant(bf16=True, channels_last=True, compile=False, tf32=True),
+    "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False),
 }
 
 
 @contextlib.contextmanager
 def nchw_code_paths(enabled: bool):
-    """With enabled, the U-Net's NHWC-specific code paths (token-major attention, NHWC
-    upsampling, dense skip-concatenation gradients) are switched off, so a channels_last run
-    takes the NCHW formulation: the A/B baseline of variant compiled-nchw-paths."""
+    """With enabled, the U-Net's NHWC-specific code paths (layout-keeping GroupNorm,
+    token-major attention, NHWC upsampling, dense skip-concatenation gradients) are switched
+    off, so a channels_last run takes the NCHW formulation: the A/B baseline of variant
+    compiled-nchw-paths."""
     if not enabled:
         yield
         return
@@ -80,9 +96,41 @@ def nchw_code_paths(enabled: bool):
         blocks.is_channels_last, attention.is_channels_last = saved
 
 
+@contextlib.contextmanager
+def torch_group_norm(enabled: bool):
+    """With enabled, the U-Net's GroupNorm runs torch's group_norm for NHWC inputs too (on
+    CUDA its output is NCHW): the A/B baseline of the layout-keeping GroupNorm alone."""
+    if not enabled:
+        yield
+        return
+    from genlab.nn.blocks import GroupNorm
+
+    own = GroupNorm.forward
+    GroupNorm.forward = torch.nn.GroupNorm.forward
+    try:
+        yield
+    finally:
+        GroupNorm.forward = own
+
+
+def variant_context(name: str) -> contextlib.ExitStack:
+    """The code-level switch of a variant, held while it trains (torch.compile traces and
+    compiles inside the loop, so the switch is in force then)."""
+    change = VARIANTS[name].change
+    stack = contextlib.ExitStack()
+    stack.enter_context(nchw_code_paths(change == "nchw-paths"))
+    stack.enter_context(torch_group_norm(change == "torch-gn"))
+    if change == "force-layout":
+        import torch._inductor.config as inductor_config
+
+        stack.enter_context(inductor_config.patch(force_layout_optimization=True))
+    return stack
+
+
 def variant_preset(name: str, preset):
     """The U-Net config a variant trains: the preset, with dropout 0 for compiled-nodropout."""
-    return dataclasses.replace(preset, dropout=0.0) if name == "compiled-nodropout" else preset
+    return dataclasses.replace(preset, dropout=0.0) if VARIANTS[name].change == "nodropout" \
+        else preset
 
 
 def _to_input_dtype(module, inputs, output):
@@ -111,15 +159,15 @@ def forward_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
 
 def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
                 device: torch.device) -> dict:
-    bf16, channels_last, compile_, tf32 = VARIANTS[name]
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    variant = VARIANTS[name]
+    torch.backends.cuda.matmul.allow_tf32 = variant.tf32
+    torch.backends.cudnn.allow_tf32 = variant.tf32
     torch.backends.cudnn.benchmark = True
     torch._dynamo.reset()
     torch.manual_seed(0)
     preset = variant_preset(name, preset)
     net = EDMPrecond(UNet.from_config(preset))
-    if name == "compiled-gn-bf16":
+    if variant.change == "gn-bf16":
         group_norm_in_input_dtype(net)
     side, c = preset.resolution, preset.in_channels
     images = np.random.default_rng(0).integers(0, 256, (max(4 * batch, 64), side, side, c),
@@ -130,13 +178,13 @@ def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
                      ckpt_every=10**9, log_every=warmup)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    with tempfile.TemporaryDirectory() as tmp, nchw_code_paths(name == "compiled-nchw-paths"):
+    with tempfile.TemporaryDirectory() as tmp, variant_context(name):
         t0 = time.perf_counter()
         result = train(net, EDMLoss(label_dropout=0.0), batches, cfg,
                        RunSpec(seed=0, device=device, ckpt_path=Path(tmp) / "last.pt",
-                               config_hash="bench", bf16=bf16, progress=False,
-                               desc=f"bench {name}", compile=compile_,
-                               channels_last=channels_last))
+                               config_hash="bench", bf16=variant.bf16, progress=False,
+                               desc=f"bench {name}", compile=variant.compile,
+                               channels_last=variant.channels_last))
         total = time.perf_counter() - t0
     rows = result.history  # one row per `warmup` steps; the first covers the warm-up
     seconds = sum(warmup * batch / r["examples_per_s"] for r in rows[1:])

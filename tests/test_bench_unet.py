@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib
 import sys
 
 import torch
@@ -15,10 +15,7 @@ from tests.conftest import ROOT
 
 def _bench_unet():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_unet", ROOT / "benchmarks/bench_unet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("bench_unet")  # in sys.modules, as its dataclass needs
 
 
 def test_nchw_code_paths_switch_off_the_nhwc_paths_and_restore_them():
@@ -63,3 +60,32 @@ def test_gn_bf16_variant_returns_group_norm_outputs_in_the_input_dtype():
                                 torch.tensor([1.0, 2.5, -3.0]))
     assert out.dtype == torch.bfloat16 and out.tolist() == [1.0, 2.5, -3.0]
     assert "compiled-gn-bf16" in bench.VARIANTS
+
+
+def test_torch_gn_variant_swaps_only_the_group_norm_and_restores_it():
+    bench = _bench_unet()
+    norm = blocks.group_norm(8)
+    x = torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last)
+    assert blocks.is_channels_last(norm(x))  # the layout-keeping path
+    with bench.variant_context("compiled-torch-gn"):
+        assert not blocks.is_channels_last(norm(torch.randn(2, 8, 3, 3)))
+        assert blocks.GroupNorm.forward is torch.nn.GroupNorm.forward
+        assert blocks.is_channels_last(x) and attention.is_channels_last(x)  # others stay on
+    assert blocks.GroupNorm.forward is not torch.nn.GroupNorm.forward
+    assert blocks.is_channels_last(norm(x))
+
+
+def test_force_layout_variant_patches_inductor_only_while_held():
+    import torch._inductor.config as inductor_config
+
+    bench = _bench_unet()
+    before = inductor_config.force_layout_optimization
+    with bench.variant_context("compiled-force-layout"):
+        assert inductor_config.force_layout_optimization is True
+    assert inductor_config.force_layout_optimization == before
+    with bench.variant_context("compiled"):
+        assert inductor_config.force_layout_optimization == before
+        assert blocks.GroupNorm.forward is not torch.nn.GroupNorm.forward
+    assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
+                                                             "force-layout", "nodropout",
+                                                             "gn-bf16"}

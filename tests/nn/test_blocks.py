@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from genlab.nn.blocks import (
     Downsample,
+    GroupNorm,
     ResBlock,
     Upsample,
     channels_last_grad,
@@ -29,6 +30,47 @@ def _x(*shape, seed=0, dtype=torch.float32):
                                              (8, 2), (12, 3), (3, 1), (1, 1)])
 def test_group_norm_group_count(channels, groups):
     assert group_norm(channels).num_groups == groups
+
+
+@pytest.mark.parametrize("channels,groups,affine", [(12, 3, True), (8, 8, True), (6, 1, False)])
+def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, affine):
+    """Oracle: F.group_norm in float64, output and gradients (input, weight, bias)."""
+    norm = GroupNorm(groups, channels, eps=1e-5, affine=affine).double()
+    if affine:
+        randomize_(norm, std=0.5)
+    x = _x(3, channels, 5, 4, dtype=torch.float64).mul(3).add(1)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    ref_x = x.detach().contiguous().requires_grad_()
+    y = norm(x)
+    ref = F.group_norm(ref_x, groups, norm.weight, norm.bias, norm.eps)
+    assert is_channels_last(y) and y.dtype == torch.float64
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    g = _x(3, channels, 5, 4, seed=1, dtype=torch.float64)
+    g = g.contiguous(memory_format=torch.channels_last)  # as a channels_last net's gradients
+    grads = torch.autograd.grad(y, [x] + list(norm.parameters()), g)
+    ref_grads = torch.autograd.grad(ref, [ref_x] + list(norm.parameters()), g)
+    assert is_channels_last(grads[0])
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_nhwc_group_norm_of_bf16_computes_and_returns_fp32():
+    """What autocast does with torch's group_norm: fp32 statistics and an fp32 output."""
+    norm = randomize_(GroupNorm(4, 16), std=0.5)
+    x = _x(2, 16, 6, 6).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    y = norm(x)
+    assert y.dtype == torch.float32 and is_channels_last(y)
+    torch.testing.assert_close(y, F.group_norm(x.float(), 4, norm.weight, norm.bias, norm.eps))
+
+
+def test_group_norm_takes_torchs_op_for_nchw_and_loads_nn_groupnorm_weights():
+    torch.manual_seed(0)
+    ours = group_norm(16)
+    theirs = randomize_(torch.nn.GroupNorm(4, 16, eps=1e-6), std=0.5)
+    ours.load_state_dict(theirs.state_dict())  # same keys and shapes: old checkpoints load
+    x = _x(2, 16, 3, 3)
+    assert torch.equal(ours(x), theirs(x))  # NCHW: exactly torch's op
+    assert isinstance(ours, torch.nn.GroupNorm) and ours.num_groups == 4
 
 
 def test_resample_oracles():

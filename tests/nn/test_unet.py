@@ -155,7 +155,8 @@ def test_compiled_graph_hands_convolutions_dense_nhwc_tensors():
     """Under torch.compile (inductor's decompositions, traced on CPU), every convolution and
     convolution backward of an NHWC training step gets dense NHWC activations and gradients.
     A strided one makes cuDNN convert it: on an H100 such copies took 18% of the compiled
-    step of the CIFAR-10-size U-Net, as a slow strided copy kernel (README)."""
+    step of the CIFAR-10-size U-Net, as a slow strided copy kernel (README), and torch's
+    group_norm, which makes an NHWC input NCHW on CUDA, was their source."""
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
     from torch._inductor.decomposition import select_decomp_table
@@ -169,13 +170,23 @@ def test_compiled_graph_hands_convolutions_dense_nhwc_tensors():
         graphs.append(graph)
         return make_boxed_func(graph.forward)
 
+    norm_inputs = []  # layouts of what torch's group_norm gets in the traced (Python) graph
+
     def backend(gm, example_inputs):
+        for node in gm.graph.nodes:
+            if node.op == "call_function" and "group_norm" in str(node.target):
+                val = node.args[0].meta["example_value"]
+                norm_inputs.append(val.is_contiguous(memory_format=torch.channels_last)
+                                   and not val.is_contiguous())
         return aot_module_simplified(gm, example_inputs, fw_compiler=keep, bw_compiler=keep,
                                      decompositions=select_decomp_table())
 
     x = _randn(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
     torch.compile(net, backend=backend)(x, torch.rand(4) + 0.1).square().mean().backward()
     assert len(graphs) == 2, "expected one forward and one backward graph"
+    # On CUDA torch's group_norm returns NCHW whatever its input (on the CPU it keeps NHWC,
+    # so the checks below cannot see it): the U-Net's GroupNorm must never hand it NHWC.
+    assert True not in norm_inputs, norm_inputs
     seen, strided = 0, []
     for graph in graphs:
         for node in graph.graph.nodes:

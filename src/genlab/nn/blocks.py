@@ -11,21 +11,49 @@ from torch import nn
 RESAMPLE = ("none", "up", "down")
 
 
-def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 4,
-               eps: float = 1e-6) -> nn.GroupNorm:
-    """GroupNorm with the most groups (<= max_groups, >= min_per_group channels each) dividing
-    channels; 32 groups for the usual widths, fewer for tiny test networks."""
-    groups = max(1, min(max_groups, channels // min_per_group))
-    while channels % groups:
-        groups -= 1
-    return nn.GroupNorm(groups, channels, eps=eps)
-
-
 def is_channels_last(x: torch.Tensor) -> bool:
     """x is a 4-D tensor laid out channels_last (NHWC) and not also plain contiguous (as a
     1x1 map or a single channel is). Layout-aware code paths key on this."""
     return x.dim() == 4 and not x.is_contiguous() and \
         x.is_contiguous(memory_format=torch.channels_last)
+
+
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm (Wu & He 2018) whose output keeps an NHWC input's layout.
+
+    On CUDA, torch's group_norm makes its input NCHW-contiguous and returns NCHW, so in a
+    channels_last network every convolution after a GroupNorm got an NCHW activation with an
+    NHWC weight: cuDNN then converts the activation inside the call, in the forward and again
+    in the backward (aten copy kernels, outside torch.compile's fused code). For an NHWC x
+    this computes the same normalisation from a (B, G, C/G, H, W) view, which NHWC allows (it
+    splits the unit-stride channel axis), so the output, and the gradient, stay NHWC.
+    Statistics and output are fp32 for a bf16/fp16 x, as autocast runs group_norm (fp64 stays
+    fp64); an NCHW x takes torch's op.
+    Same parameters and state_dict as nn.GroupNorm.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_channels_last(x):
+            return super().forward(x)
+        b, c, h, w = x.shape
+        dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> fp32; fp64 kept
+        xg = x.to(dtype).view(b, self.num_groups, c // self.num_groups, h, w)
+        var, mean = torch.var_mean(xg, dim=(2, 3, 4), correction=0, keepdim=True)
+        y = ((xg - mean) * torch.rsqrt(var + self.eps)).view(b, c, h, w)  # NHWC, as x
+        if not self.affine:
+            return y
+        return torch.addcmul(self.bias.to(dtype)[:, None, None], y,
+                             self.weight.to(dtype)[:, None, None])
+
+
+def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 4,
+               eps: float = 1e-6) -> GroupNorm:
+    """GroupNorm with the most groups (<= max_groups, >= min_per_group channels each) dividing
+    channels; 32 groups for the usual widths, fewer for tiny test networks."""
+    groups = max(1, min(max_groups, channels // min_per_group))
+    while channels % groups:
+        groups -= 1
+    return GroupNorm(groups, channels, eps=eps)
 
 
 def upsample_nearest2x(x: torch.Tensor) -> torch.Tensor:
@@ -66,9 +94,9 @@ def channels_last_grad(x: torch.Tensor) -> torch.Tensor:
 
     For the U-Net's skip concatenations: the gradient of torch.cat's input is a channel slice
     of the output's gradient, and a convolution backward given that strided tensor converts
-    it inside cuDNN's call (the aten copy kernel that took 18% of the compiled step's GPU time
-    on an H100 is the likely place; README). Made dense here, the copy is a kernel the
-    compiler can fuse. Identity (no autograd node) for NCHW tensors.
+    it inside cuDNN's call. Made dense here, the copy is a kernel the compiler can fuse.
+    (Alone it did not speed the compiled H100 step up: the bulk of the aten copies came from
+    torch's group_norm returning NCHW, see GroupNorm.) Identity (no autograd node) for NCHW.
     """
     return _ChannelsLastGrad.apply(x) if is_channels_last(x) else x
 
