@@ -20,11 +20,13 @@ A/B variants, each the compiled one with one thing changed (see VARIANTS):
 compiled-nchw-paths = the U-Net's NHWC-specific code paths switched off (layout-keeping
 GroupNorm, token-major attention, NHWC upsampling, dense skip-concatenation gradients): the
 step as it was before them; compiled-torch-gn = only the GroupNorm path off (torch's
-group_norm, which returns NCHW on CUDA); compiled-force-layout = inductor's layout
-optimisation forced on (its heuristic skips it for this U-Net: the decoder convolutions take
-twice the channels they return); compiled-nodropout = the ResBlocks' dropout set to 0 (what
-dropout costs: not a training setting); compiled-gn-bf16 = every GroupNorm returns its input's
-dtype (bf16 under autocast, statistics still fp32) instead of autocast's fp32.
+group_norm, which returns NCHW on CUDA); compiled-gn-group-stats = the GroupNorm's NHWC
+statistics from a (B, G, C/G, H, W) view instead of per channel; compiled-force-layout =
+inductor's layout optimisation forced on (its heuristic skips it for this U-Net: the decoder
+convolutions take twice the channels they return); compiled-nodropout = the ResBlocks'
+dropout set to 0 (what dropout costs: not a training setting); compiled-gn-bf16 = every
+GroupNorm returns its input's dtype (bf16 under autocast, statistics still fp32) instead of
+autocast's fp32.
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
 compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
 smoke-test the path.
@@ -68,6 +70,7 @@ VARIANTS = {
     "compiled": Variant(**_COMPILED),
     "compiled-nchw-paths": Variant(**_COMPILED, change="nchw-paths"),
     "compiled-torch-gn": Variant(**_COMPILED, change="torch-gn"),
+    "compiled-gn-group-stats": Variant(**_COMPILED, change="gn-group-stats"),
     "compiled-force-layout": Variant(**_COMPILED, change="force-layout"),
     "compiled-nodropout": Variant(**_COMPILED, change="nodropout"),
     "compiled-gn-bf16": Variant(**_COMPILED, change="gn-bf16"),
@@ -97,6 +100,22 @@ def nchw_code_paths(enabled: bool):
 
 
 @contextlib.contextmanager
+def gn_group_stats(enabled: bool):
+    """With enabled, the U-Net's GroupNorm forms NHWC statistics from the (B, G, C/G, H, W)
+    view instead of per channel (GroupNorm.nhwc_stats)."""
+    if not enabled:
+        yield
+        return
+    from genlab.nn.blocks import GroupNorm
+
+    GroupNorm.nhwc_stats = "group"
+    try:
+        yield
+    finally:
+        GroupNorm.nhwc_stats = "channel"
+
+
+@contextlib.contextmanager
 def torch_group_norm(enabled: bool):
     """With enabled, the U-Net's GroupNorm runs torch's group_norm for NHWC inputs too (on
     CUDA its output is NCHW): the A/B baseline of the layout-keeping GroupNorm alone."""
@@ -120,6 +139,7 @@ def variant_context(name: str) -> contextlib.ExitStack:
     stack = contextlib.ExitStack()
     stack.enter_context(nchw_code_paths(change == "nchw-paths"))
     stack.enter_context(torch_group_norm(change == "torch-gn"))
+    stack.enter_context(gn_group_stats(change == "gn-group-stats"))
     if change == "force-layout":
         import torch._inductor.config as inductor_config
 

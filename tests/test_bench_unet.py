@@ -86,6 +86,10 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     with bench.variant_context("compiled"):
         assert inductor_config.force_layout_optimization == before
         assert blocks.GroupNorm.forward is not torch.nn.GroupNorm.forward
+    with bench.variant_context("compiled-gn-group-stats"):
+        assert blocks.GroupNorm.nhwc_stats == "group"
+    assert blocks.GroupNorm.nhwc_stats == "channel"
     assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
+                                                             "gn-group-stats",
                                                              "force-layout", "nodropout",
                                                              "gn-bf16"}

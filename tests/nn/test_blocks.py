@@ -32,9 +32,12 @@ def test_group_norm_group_count(channels, groups):
     assert group_norm(channels).num_groups == groups
 
 
+@pytest.mark.parametrize("stats", ["channel", "group"])
 @pytest.mark.parametrize("channels,groups,affine", [(12, 3, True), (8, 8, True), (6, 1, False)])
-def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, affine):
+def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, affine, stats,
+                                                            monkeypatch):
     """Oracle: F.group_norm in float64, output and gradients (input, weight, bias)."""
+    monkeypatch.setattr(GroupNorm, "nhwc_stats", stats)
     norm = GroupNorm(groups, channels, eps=1e-5, affine=affine).double()
     if affine:
         randomize_(norm, std=0.5)
@@ -54,13 +57,30 @@ def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, af
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_nhwc_group_norm_of_bf16_computes_and_returns_fp32():
+@pytest.mark.parametrize("stats", ["channel", "group"])
+def test_nhwc_group_norm_of_bf16_computes_and_returns_fp32(stats, monkeypatch):
     """What autocast does with torch's group_norm: fp32 statistics and an fp32 output."""
+    monkeypatch.setattr(GroupNorm, "nhwc_stats", stats)
     norm = randomize_(GroupNorm(4, 16), std=0.5)
     x = _x(2, 16, 6, 6).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     y = norm(x)
     assert y.dtype == torch.float32 and is_channels_last(y)
     torch.testing.assert_close(y, F.group_norm(x.float(), 4, norm.weight, norm.bias, norm.eps))
+
+
+@pytest.mark.parametrize("stats", ["channel", "group"])
+def test_nhwc_group_norm_in_fp32_is_as_accurate_as_torchs(stats, monkeypatch):
+    """A large mean next to a unit spread (cancellation): the fp32 error against a float64
+    oracle stays within 2x torch's own fp32 group_norm error."""
+    monkeypatch.setattr(GroupNorm, "nhwc_stats", stats)
+    norm = randomize_(GroupNorm(8, 64), std=0.5)
+    x = _x(4, 64, 16, 16, dtype=torch.float64) + 100.0
+    w, b = norm.weight.detach(), norm.bias.detach()
+    ref = F.group_norm(x, 8, w.double(), b.double(), norm.eps)
+    torch_err = (F.group_norm(x.float(), 8, w, b, norm.eps).double() - ref).abs().max()
+    with torch.no_grad():
+        ours = norm(x.float().contiguous(memory_format=torch.channels_last))
+    assert (ours.double() - ref).abs().max() <= 2 * torch_err + 1e-7
 
 
 def test_group_norm_takes_torchs_op_for_nchw_and_loads_nn_groupnorm_weights():

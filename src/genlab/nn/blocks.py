@@ -25,25 +25,43 @@ class GroupNorm(nn.GroupNorm):
     channels_last network every convolution after a GroupNorm got an NCHW activation with an
     NHWC weight: cuDNN then converts the activation inside the call, in the forward and again
     in the backward (aten copy kernels, outside torch.compile's fused code). For an NHWC x
-    this computes the same normalisation from a (B, G, C/G, H, W) view, which NHWC allows (it
-    splits the unit-stride channel axis), so the output, and the gradient, stay NHWC.
-    Statistics and output are fp32 for a bf16/fp16 x, as autocast runs group_norm (fp64 stays
-    fp64); an NCHW x takes torch's op.
+    this computes the same normalisation with NHWC-friendly ops, so the output and the
+    gradient stay NHWC. Statistics and output are fp32 for a bf16/fp16 x, as autocast runs
+    group_norm (fp64 stays fp64); an NCHW x takes torch's op.
     Same parameters and state_dict as nn.GroupNorm.
+
+    nhwc_stats picks how the group statistics are formed (both exact; which is faster on a
+    GPU is a benchmark question, bench_unet.py's compiled-gn-group-stats variant):
+    "channel": mean and variance per channel over H, W (a reduction along NHWC's strided
+    axes, channels contiguous, as for channels_last BatchNorm), combined per group by the law
+    of total variance; "group": var_mean over a (B, G, C/G, H, W) view of x (a view NHWC
+    allows: it splits the unit-stride channel axis).
     """
+
+    nhwc_stats = "channel"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not is_channels_last(x):
             return super().forward(x)
-        b, c, h, w = x.shape
+        b, c = x.shape[:2]
+        g = self.num_groups
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> fp32; fp64 kept
-        xg = x.to(dtype).view(b, self.num_groups, c // self.num_groups, h, w)
-        var, mean = torch.var_mean(xg, dim=(2, 3, 4), correction=0, keepdim=True)
-        y = ((xg - mean) * torch.rsqrt(var + self.eps)).view(b, c, h, w)  # NHWC, as x
-        if not self.affine:
-            return y
-        return torch.addcmul(self.bias.to(dtype)[:, None, None], y,
-                             self.weight.to(dtype)[:, None, None])
+        if self.nhwc_stats == "group":
+            xg = x.to(dtype).view(b, g, c // g, *x.shape[2:])
+            var, mean = torch.var_mean(xg, dim=(2, 3, 4), correction=0)  # (B, G)
+        else:
+            var_c, mean_c = torch.var_mean(x.to(dtype), dim=(2, 3), correction=0)  # (B, C)
+            mean_c, var_c = mean_c.view(b, g, c // g), var_c.view(b, g, c // g)
+            mean = mean_c.mean(2)  # (B, G): equal-size channels
+            var = var_c.mean(2) + (mean_c - mean[:, :, None]).square().mean(2)
+        # y = (x - mean) * rstd * weight + bias = x * scale + shift, per (batch, channel)
+        scale = torch.rsqrt(var + self.eps).repeat_interleave(c // g, dim=1)  # (B, C)
+        shift = -mean.repeat_interleave(c // g, dim=1) * scale
+        if self.affine:
+            scale = scale * self.weight.to(dtype)
+            shift = torch.addcmul(self.bias.to(dtype), shift, self.weight.to(dtype))
+        # fp32 out for a bf16 x (type promotion), laid out as x: NHWC
+        return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
 
 
 def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 4,
