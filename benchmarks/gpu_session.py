@@ -43,6 +43,10 @@ read as YAML; KEY is a dotted path whose parent must exist, e.g. a batch-512 EDM
 
 --smoke shrinks every step (seconds of training, 200 samples, a tiny bench) so the whole path
 can be checked on a CPU before spending GPU time.
+
+The stages write where the pipeline does (data/, models/, metrics/, figures/): on the lent
+machine that is a throw-away copy, but run here (e.g. --smoke) it overwrites this checkout's
+outputs; `git checkout -- metrics figures` and `dvc checkout -f` bring them back.
 """
 
 from __future__ import annotations
@@ -167,6 +171,17 @@ def run_parallel(cmds: dict[str, list[str]], logs: Path, timeout: float) -> dict
     return codes
 
 
+def bench_variants() -> list[str]:
+    """bench_unet.py's variant names (it imports genlab from this checkout's src/)."""
+    here = Path(__file__).resolve().parent
+    for path in (str(here), str(here.parent / "src")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from bench_unet import VARIANTS
+
+    return list(VARIANTS)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fmnist", type=Path, required=True, help="folder with the 4 IDX .gz files")
@@ -199,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.parts.split(",")) - set(PARTS))
     if unknown:
         sys.exit(f"error: --parts: unknown {unknown}; pick from {','.join(PARTS)}")
+    variants = bench_variants()
+    unknown = [v for v in args.cifar_variants.split(",") if v not in variants]
+    if unknown:
+        sys.exit(f"error: --cifar-variants: unknown {unknown}; pick from {','.join(variants)}")
     for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
         if not (args.fmnist / f).is_file():
             sys.exit(f"error: {args.fmnist / f} not found (--fmnist)")
@@ -275,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     if "bench" in parts:
         summary["steps"]["bench_cifar"] = run(
             [py, "benchmarks/bench_unet.py", *big, "--json", str(res / "bench_unet_cifar.json")],
-            logs / "bench_unet_cifar.log", min(330.0, remaining() - 10))
+            logs / "bench_unet_cifar.log",  # ~150 s a compiled variant (120 s compiling)
+            min(170.0 * len(args.cifar_variants.split(",")), remaining() - 10))
         pack()
     if "bench_fmnist" in parts:
         summary["steps"]["bench_fmnist"] = run(
@@ -336,6 +356,9 @@ def main(argv: list[str] | None = None) -> None:
 
     pack()
     log("done")
+    if args.smoke and set(parts) & {"data", "train", "sampling", "evaluate", "resample"}:
+        log("the stages rewrote this checkout's outputs: `git checkout -- metrics figures` "
+            "and `dvc checkout -f` restore them")
     print(json.dumps(summary["steps"]))
     for m in (m for m in MODELS if m in summary):
         met = summary[m]

@@ -61,6 +61,13 @@ def test_unknown_part_is_an_error_before_anything_runs(tmp_path):
     assert (ROOT / "params.yaml").read_text() == params
 
 
+def test_unknown_cifar_variant_is_an_error_before_anything_runs(tmp_path):
+    with pytest.raises(SystemExit, match=r"--cifar-variants: unknown \['compiled-nchw'\]"):
+        _gpu_session().main(["--fmnist", str(tmp_path), "--out", str(tmp_path / "out"),
+                             "--parts", "bench", "--cifar-variants", "compiled,compiled-nchw"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_written_since_keeps_only_files_written_after_the_start(tmp_path):
     import os
     import time
