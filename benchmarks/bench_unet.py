@@ -18,8 +18,8 @@ the exact throughput of the timed steps.
 Variants: compiled = bf16 autocast + channels_last + torch.compile, the training setting.
 A/B variants, each the compiled one with one thing changed (see VARIANTS):
 compiled-nchw-paths = the U-Net's NHWC-specific code paths switched off (layout-keeping
-GroupNorm, token-major attention, NHWC upsampling, dense skip-concatenation gradients): the
-step as it was before them; compiled-torch-gn = only the GroupNorm path off (torch's
+GroupNorm, skip concatenation and average pooling, token-major attention, NHWC upsampling,
+dense skip-concatenation gradients): the step as it was before them; compiled-torch-gn = only the GroupNorm path off (torch's
 group_norm, which returns NCHW on CUDA); compiled-gn-group-stats = the GroupNorm's NHWC
 statistics from a (B, G, C/G, H, W) view instead of per channel; compiled-force-layout =
 inductor's layout optimisation forced on (its heuristic skips it for this U-Net: the decoder
@@ -81,8 +81,9 @@ VARIANTS = {
 
 @contextlib.contextmanager
 def nchw_code_paths(enabled: bool):
-    """With enabled, the U-Net's NHWC-specific code paths (layout-keeping GroupNorm,
-    token-major attention, NHWC upsampling, dense skip-concatenation gradients) are switched
+    """With enabled, the U-Net's NHWC-specific code paths (layout-keeping GroupNorm, skip
+    concatenation and average pooling, token-major attention, NHWC upsampling, dense
+    skip-concatenation gradients) are switched
     off, so a channels_last run takes the NCHW formulation: the A/B baseline of variant
     compiled-nchw-paths."""
     if not enabled:

@@ -11,6 +11,8 @@ from genlab.nn.blocks import (
     GroupNorm,
     ResBlock,
     Upsample,
+    avg_pool2x,
+    cat_channels,
     channels_last_grad,
     group_norm,
     is_channels_last,
@@ -111,6 +113,32 @@ def test_nhwc_upsampling_matches_interpolate_and_keeps_the_layout():
     ref.backward(g)
     torch.testing.assert_close(x.grad, ref_x.grad)  # each pixel: the sum of its 2x2 block
     assert x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_cat_channels_is_torch_cat_and_keeps_nhwc():
+    a, b = _x(2, 3, 4, 5), _x(2, 6, 4, 5, seed=1)
+    assert torch.equal(cat_channels([a, b]), torch.cat([a, b], dim=1))  # NCHW: torch.cat
+    a_cl, b_cl = (t.contiguous(memory_format=torch.channels_last).requires_grad_() for t in (a, b))
+    out = cat_channels([a_cl, b_cl])
+    assert torch.equal(out, torch.cat([a, b], dim=1)) and is_channels_last(out)
+    g = _x(2, 9, 4, 5, seed=2)
+    out.backward(g)
+    assert torch.equal(a_cl.grad, g[:, :3]) and torch.equal(b_cl.grad, g[:, 3:])
+
+
+def test_nhwc_avg_pool_matches_avg_pool2d_and_keeps_the_layout():
+    x = _x(2, 5, 6, 4).contiguous(memory_format=torch.channels_last).requires_grad_()
+    ref_x = x.detach().contiguous().requires_grad_()
+    down, ref = avg_pool2x(x), F.avg_pool2d(ref_x, 2)
+    torch.testing.assert_close(down, ref)
+    assert is_channels_last(down)
+    g = _x(2, 5, 3, 2, seed=1).contiguous(memory_format=torch.channels_last)
+    down.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, ref_x.grad)  # each pixel: a quarter of its block's grad
+    assert is_channels_last(x.grad)
+    nchw = _x(2, 5, 6, 4)
+    assert torch.equal(avg_pool2x(nchw), F.avg_pool2d(nchw, 2))  # NCHW: torch's op
 
 
 def test_channels_last_grad_is_identity_with_a_dense_nhwc_gradient():

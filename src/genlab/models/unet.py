@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from genlab.nn.attention import SpatialSelfAttention
-from genlab.nn.blocks import ResBlock, channels_last_grad, group_norm
+from genlab.nn.blocks import ResBlock, cat_channels, channels_last_grad, group_norm
 from genlab.nn.embeddings import LabelEmbedding, noise_embedding
 
 EMBEDDINGS = ("positional", "fourier")
@@ -212,6 +212,6 @@ class UNet(nn.Module):
         for block in self.decoder:
             if block.takes_skip:
                 # (B, C + C_skip, r, r); h's gradient is a channel slice: make it dense NHWC
-                h = torch.cat([channels_last_grad(h), skips.pop()], dim=1)
+                h = cat_channels([channels_last_grad(h), skips.pop()])
             h = block(h, emb)
         return self.head(h).to(x.dtype)  # (B, C_out, R, R), x's dtype even under autocast

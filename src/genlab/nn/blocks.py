@@ -86,13 +86,36 @@ def upsample_nearest2x(x: torch.Tensor) -> torch.Tensor:
     return y.reshape(b, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
 
 
+def avg_pool2x(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H/2, W/2), the mean of each 2x2 block; equals
+    F.avg_pool2d(x, 2). An NHWC x is pooled as (B, H/2, 2, W/2, 2, C) blocks, so the gradient
+    (each block's share, broadcast back) is NHWC too; avg_pool2d's backward fills a fresh NCHW
+    tensor under torch.compile, which the next kernels then transpose."""
+    if not is_channels_last(x):
+        return F.avg_pool2d(x, kernel_size=2)
+    b, c, h, w = x.shape
+    y = x.permute(0, 2, 3, 1).reshape(b, h // 2, 2, w // 2, 2, c).mean(dim=(2, 4))
+    return y.permute(0, 3, 1, 2)
+
+
 def resample(x: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, C, H, W) -> nearest 2x up ('up'), 2x2 average pool ('down') or unchanged ('none')."""
     if mode == "up":
         return upsample_nearest2x(x)  # (B, C, 2H, 2W)
     if mode == "down":
-        return F.avg_pool2d(x, kernel_size=2)  # (B, C, H/2, W/2)
+        return avg_pool2x(x)  # (B, C, H/2, W/2)
     return x
+
+
+def cat_channels(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat(tensors, dim=1). NHWC tensors are joined as their (B, H, W, C) views along
+    the last axis, so the result is NHWC for any backend: torch.compile's inductor gives a
+    concatenation of freshly computed NHWC tensors an NCHW buffer (it keeps NHWC only when an
+    input's layout is already fixed), and everything reading it (GroupNorm, the convolutions)
+    then transposes. Same values as torch.cat; NCHW tensors take torch.cat."""
+    if all(is_channels_last(t) for t in tensors):
+        return torch.cat([t.permute(0, 2, 3, 1) for t in tensors], dim=3).permute(0, 3, 1, 2)
+    return torch.cat(tensors, dim=1)
 
 
 class _ChannelsLastGrad(torch.autograd.Function):

@@ -1,0 +1,348 @@
+"""Layout audit of the code torch.compile generates for the GPU, on a machine without one.
+
+inductor (torch.compile's backend) is run up to code generation for an H100-like CUDA device:
+the U-Net's channels_last training forward is traced with fake CUDA tensors under bf16
+autocast, its backward is traced on the CPU (the autograd engine needs a real device) and
+lowered for CUDA. Nothing is compiled or run. From the generated code it counts the Triton
+kernels and those that transpose (inductor tiles a pointwise kernel in 2-D, ynumel x xnumel,
+when its loads and stores disagree on the memory order: an NCHW <-> NHWC conversion, fused or
+alone), with the elements they touch, and the layouts handed to cuDNN (convolution inputs,
+convolution backward gradients and inputs).
+
+    python benchmarks/inductor_layouts.py [--preset edm_cifar10] [--batch 512]
+        [--graphs fwd,bwd] [--variant compiled] [--save-code DIR] [--json out.json]
+
+--variant takes bench_unet.py's code-level switches: compiled (the training code),
+compiled-nchw-paths, compiled-torch-gn, compiled-gn-group-stats, compiled-force-layout.
+
+Faithfulness: torch's fake tensors give ops their CUDA output layouts (group_norm: NCHW, as
+CUDA runs it), except the convolution, whose layout rule needs cuDNN and is emulated (NHWC out
+if input or weight suggests NHWC, cuDNN's rule). The backward is traced on the CPU, where
+torch's own group_norm keeps NHWC: with --variant compiled-torch-gn the backward count is not
+the GPU's. Device properties are an H100's (132 SMs, sm_90). This patches torch internals for
+the length of the run (torch 2.14), so run it as its own process, as the test does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import contextlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+CONV_FWD = re.compile(r"extern_kernels\.convolution\((\w+), (\w+),")
+CONV_BWD = re.compile(r"torch\.ops\.aten\.convolution_backward\.default\((\w+), (\w+), (\w+),")
+TILED = re.compile(r"def (triton_\w+)\(.*?\n    ynumel = (\d+)\n    xnumel = (\d+)")
+KERNEL = re.compile(r"^(triton_\w+) = async_compile\.triton", re.M)
+SHAPE_STRIDE = r"\(([^)]*)\), \(([^)]*)\)"
+
+
+class _H100:
+    name = "NVIDIA H100 80GB HBM3 (emulated)"
+    major, minor = 9, 0
+    multi_processor_count = 132
+    total_memory = 80 * 2**30
+    warp_size = 32
+    max_threads_per_multi_processor = 2048
+    max_threads_per_block = 1024
+    regs_per_multiprocessor = 65536
+    shared_memory_per_block_optin = 232448
+    L2_cache_size = 50 * 2**20
+
+
+def _suggests_nhwc(t: torch.Tensor) -> bool:
+    """c10's suggest_memory_format() == ChannelsLast for a 4-D tensor: its strides grow
+    along C, W, H, N (size-1 dims do not widen the bound), with NCHW for the ambiguous N111."""
+    if t.dim() != 4 or t.stride(1) == 0:
+        return False
+    bound = 0
+    for d in (1, 3, 2, 0):
+        if t.shape[d] == 0 or t.stride(d) < bound or (d == 0 and bound == t.stride(1)):
+            return False
+        bound = t.stride(d) * (t.shape[d] if t.shape[d] > 1 else 1)
+    return True
+
+
+def _cudnn_layout(inp, weight, backend):
+    """cuDNN's output layout rule (cudnn_conv_suggest_memory_format): NHWC if the input or
+    the weight suggests NHWC."""
+    if inp.dim() == 4 and (_suggests_nhwc(inp) or _suggests_nhwc(weight)):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+@contextlib.contextmanager
+def _patched(obj, name, value):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+def _clear_device_caches():
+    import torch._inductor.utils as inductor_utils
+    import torch.utils._triton as triton_utils
+
+    for module in (triton_utils, inductor_utils):
+        for name in dir(module):
+            fn = getattr(module, name)
+            if callable(fn) and hasattr(fn, "cache_clear") and \
+                    any(k in name.lower() for k in ("triton", "gpu", "device")):
+                fn.cache_clear()
+
+
+@contextlib.contextmanager
+def fake_cuda_tracing():
+    """Autocast and cuDNN's layout rule for fake CUDA tensors (tracing only)."""
+    import torch.cuda.amp.common as amp_common
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_patched(torch._C, "_conv_determine_backend_memory_format",
+                                     _cudnn_layout))
+        stack.enter_context(_patched(amp_common, "amp_definitely_not_available", lambda: False))
+        stack.enter_context(_patched(torch.cuda, "is_bf16_supported", lambda *a, **k: True))
+        yield
+
+
+@contextlib.contextmanager
+def fake_cuda_device():
+    """An H100 as far as inductor's lowering and code generation ask (nothing compiles)."""
+    import torch.utils._triton as triton_utils
+    from torch._dynamo.device_interface import get_interface_for_device
+
+    iface = get_interface_for_device("cuda")
+    with contextlib.ExitStack() as stack:
+        for obj in (iface, torch.cuda):
+            stack.enter_context(_patched(obj, "get_device_properties",
+                                         staticmethod(lambda *a, **k: _H100())
+                                         if obj is iface else (lambda *a, **k: _H100())))
+            for name, value in (("is_available", lambda: True), ("device_count", lambda: 1),
+                                ("current_device", lambda: 0)):
+                stack.enter_context(_patched(obj, name, staticmethod(value)
+                                             if obj is iface else value))
+        stack.enter_context(_patched(iface, "get_compute_capability",
+                                     staticmethod(lambda *a, **k: 90)))
+        stack.enter_context(_patched(torch.cuda, "get_device_capability",
+                                     lambda *a, **k: (9, 0)))
+        stack.enter_context(_patched(triton_utils, "triton_hash_with_backend",
+                                     lambda: "emulated"))
+        stack.callback(_clear_device_caches)
+        _clear_device_caches()
+        yield
+
+
+def _variant_context(variant: str) -> contextlib.AbstractContextManager:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_unet import VARIANTS, variant_context
+
+    if variant not in VARIANTS or not VARIANTS[variant].compile:
+        raise SystemExit(f"error: --variant {variant!r}: pick a compiled variant of "
+                         f"bench_unet.py ({', '.join(v for v in VARIANTS if 'compiled' in v)})")
+    return variant_context(variant)
+
+
+def _net(preset):
+    from genlab.models.precond import EDMPrecond
+    from genlab.models.unet import UNet
+
+    torch.manual_seed(0)
+    return EDMPrecond(UNet.from_config(preset)).to(memory_format=torch.channels_last).train()
+
+
+def trace_forward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
+    """The training forward (dropout on) under bf16 autocast, fake CUDA tensors."""
+    from torch._inductor.decomposition import select_decomp_table
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.func import functional_call
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    net = _net(preset)
+    names = [n for n, _ in net.named_parameters()] + [n for n, _ in net.named_buffers()]
+    tensors = list(net.parameters()) + list(net.buffers())
+    mode = FakeTensorMode()
+    c, r = preset.in_channels, preset.resolution
+    with mode:
+        state = [torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cuda")
+                 for t in tensors]
+        x = torch.empty((batch, r, r, c), device="cuda").permute(0, 3, 1, 2)  # NHWC
+        sigma = torch.empty(batch, device="cuda")
+
+    def forward(x, sigma, *state):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return functional_call(net, dict(zip(names, state, strict=True)), (x, sigma))
+
+    with fake_cuda_tracing(), mode:
+        gm = make_fx(forward, decomposition_table=select_decomp_table())(x, sigma, *state)
+    return gm, [x, sigma, *state], mode
+
+
+def trace_backward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
+    """The backward graph inductor would get (aot_autograd with its partitioner), traced on
+    the CPU under bf16 autocast and moved to CUDA."""
+    from functorch.compile import make_boxed_func, min_cut_rematerialization_partition
+    from torch._functorch.aot_autograd import aot_module_simplified
+    from torch._inductor.decomposition import select_decomp_table
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    graphs = {}
+
+    def keep(kind):
+        def compiler(gm, _inputs):
+            graphs[kind] = gm
+            return make_boxed_func(gm.forward)
+        return compiler
+
+    def backend(gm, inputs):
+        return aot_module_simplified(gm, inputs, fw_compiler=keep("fw"), bw_compiler=keep("bw"),
+                                     partition_fn=min_cut_rematerialization_partition,
+                                     decompositions=select_decomp_table())
+
+    net = _net(preset)
+    c, r = preset.in_channels, preset.resolution
+    x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = torch.compile(net, backend=backend, fullgraph=True)(x, torch.rand(batch) + 0.5)
+    (out.float() - x).square().mean().backward()
+    torch._dynamo.reset()
+    gm = graphs["bw"]
+    for node in gm.graph.nodes:
+        if node.kwargs.get("device") is not None:
+            node.kwargs = {**node.kwargs, "device": torch.device("cuda", 0)}
+    gm.recompile()
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    inputs = []
+    with fake_cuda_tracing(), mode:
+        for node in gm.graph.nodes:
+            if node.op != "placeholder":
+                continue
+            v = node.meta["val"]
+            inputs.append(torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device="cuda")
+                          if isinstance(v, torch.Tensor) else v)
+    return gm, inputs, mode
+
+
+def generate(gm, inputs, mode, backward: bool) -> tuple[str, bool]:
+    """inductor's generated wrapper + Triton source for gm, and its layout_opt decision."""
+    from torch._inductor import config
+    from torch._inductor.debug import DebugContext
+    from torch._inductor.fx_passes.replace_random import replace_random_passes
+    from torch._inductor.graph import GraphLowering
+    from torch._inductor.virtualized import V
+
+    with fake_cuda_tracing(), fake_cuda_device(), mode, V.set_fake_mode(mode), \
+            config.patch(compile_threads=1), DebugContext():
+        replace_random_passes(gm)
+        gm.recompile()
+        graph = GraphLowering(gm, example_inputs=inputs, shape_env=None, is_inference=False,
+                              is_backward=backward)
+        with V.set_graph_handler(graph):
+            graph.run(*inputs)
+            code = graph.codegen()[0]
+    return getattr(code, "value", code), bool(graph.layout_opt)
+
+
+def _layouts_by_name(src: str) -> dict[str, tuple[list[int], list[int]]]:
+    seen: dict[str, tuple[str, str]] = {}
+    for pattern in (rf"(\w+) = empty_strided_cuda\({SHAPE_STRIDE}",
+                    rf"assert_size_stride\((\w+), {SHAPE_STRIDE}",
+                    rf"assert_tensor_metadata\((\w+), {SHAPE_STRIDE}"):
+        for m in re.finditer(pattern, src):
+            seen[m.group(1)] = (m.group(2), m.group(3))
+    for m in re.finditer(r"assert_size_stride_grouped\(\(([^)]*)\), (.*), '\w+'\)", src):
+        names = [n.strip() for n in m.group(1).split(",") if n.strip()]
+        shapes, strides = ast.literal_eval(f"({m.group(2)})")
+        for name, shape, stride in zip(names, shapes, strides, strict=True):
+            seen.setdefault(name, (",".join(map(str, shape)), ",".join(map(str, stride))))
+    for m in re.finditer(rf"(\w+) = reinterpret_tensor\((\w+), {SHAPE_STRIDE}", src):
+        seen[m.group(1)] = (m.group(3), m.group(4))
+    for m in re.finditer(r"(\w+) = (\w+); del \2  # reuse", src):
+        if m.group(2) in seen:
+            seen.setdefault(m.group(1), seen[m.group(2)])
+    ints = lambda s: [int(v) for v in s.split(",") if v.strip()]  # noqa: E731
+    return {k: (ints(a), ints(b)) for k, (a, b) in seen.items()}
+
+
+def _layout(table, name: str) -> str:
+    if name not in table:
+        return "unresolved"
+    shape, stride = table[name]
+    if len(shape) != 4:
+        return "not 4-D"
+    n, c, h, w = shape
+    if c == 1 or h * w == 1:
+        return "either"
+    if stride[1:] == [1, w * c, c]:
+        return "NHWC"
+    if stride[1:] == [h * w, w, 1]:
+        return "NCHW"
+    return "strided"
+
+
+def summarize(src: str) -> dict:
+    """Kernel counts, transposing kernels and cuDNN argument layouts of generated code."""
+    table = _layouts_by_name(src)
+    tiled = TILED.findall(src)
+    convs = collections.Counter()
+    for a, _w in CONV_FWD.findall(src):
+        convs[f"convolution input {_layout(table, a)}"] += 1
+    for g, a, _w in CONV_BWD.findall(src):
+        convs[f"convolution_backward grad {_layout(table, g)}"] += 1
+        convs[f"convolution_backward input {_layout(table, a)}"] += 1
+    return {"kernels": len(KERNEL.findall(src)), "transposing_kernels": len(tiled),
+            "transposed_elements": sum(int(y) * int(x) for _, y, x in tiled),
+            "cudnn_args": dict(sorted(convs.items()))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_unet import PRESETS
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="edm_cifar10")
+    ap.add_argument("--batch", type=int, default=512, help="forward batch (element counts)")
+    ap.add_argument("--bwd-batch", type=int, default=8,
+                    help="backward trace batch (a real CPU step: keep it small)")
+    ap.add_argument("--graphs", default="fwd,bwd", help="fwd, bwd or both")
+    ap.add_argument("--variant", default="compiled")
+    ap.add_argument("--save-code", type=Path, default=None, help="write the generated code here")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    graphs = [g for g in args.graphs.split(",") if g]
+    if not graphs or set(graphs) - {"fwd", "bwd"}:
+        ap.error(f"--graphs {args.graphs!r}: pick from fwd,bwd")
+    if args.batch < 2 or args.bwd_batch < 2:
+        ap.error("--batch and --bwd-batch must be >= 2 (a batch of 1 has ambiguous layouts)")
+    preset = PRESETS[args.preset]
+    report = {"preset": args.preset, "variant": args.variant, "torch": torch.__version__}
+    with _variant_context(args.variant):
+        for kind in graphs:
+            if kind == "fwd":
+                gm, inputs, mode = trace_forward(preset, args.batch)
+            else:
+                gm, inputs, mode = trace_backward(preset, args.bwd_batch)
+            src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd")
+            report[kind] = {"batch": args.batch if kind == "fwd" else args.bwd_batch,
+                            "inductor_layout_opt": layout_opt, **summarize(src)}
+            if args.save_code:
+                args.save_code.mkdir(parents=True, exist_ok=True)
+                (args.save_code / f"{args.preset}_{args.variant}_{kind}.py").write_text(src)
+            r = report[kind]
+            print(f"{kind} ({args.preset}, {args.variant}, batch {r['batch']}): "
+                  f"{r['kernels']} Triton kernels, {r['transposing_kernels']} transposing "
+                  f"({r['transposed_elements'] / 1e6:.0f} M elements); inductor layout_opt "
+                  f"{layout_opt}; cuDNN args {r['cudnn_args']}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
