@@ -19,9 +19,10 @@ Variants: compiled = bf16 autocast + channels_last + torch.compile, the training
 A/B variants, each the compiled one with one thing changed (see VARIANTS):
 compiled-nchw-paths = the U-Net's NHWC-specific code paths switched off (layout-keeping
 GroupNorm, skip concatenation and average pooling, token-major attention, NHWC upsampling,
-dense skip-concatenation gradients): the step as it was before them; compiled-torch-gn = only the GroupNorm path off (torch's
-group_norm, which returns NCHW on CUDA); compiled-gn-group-stats = the GroupNorm's NHWC
-statistics from a (B, G, C/G, H, W) view instead of per channel; compiled-force-layout =
+dense skip-concatenation gradients): the step as it was before them; compiled-torch-gn =
+only the GroupNorm path off (torch's group_norm, which returns NCHW on CUDA);
+compiled-gn-group-stats = the GroupNorm's NHWC statistics from a (B, G, C/G, H, W) view
+instead of per channel; compiled-force-layout =
 inductor's layout optimisation forced on (its heuristic skips it for this U-Net: the decoder
 convolutions take twice the channels they return); compiled-nodropout = the ResBlocks'
 dropout set to 0 (what dropout costs: not a training setting); compiled-gn-bf16 = every
