@@ -139,6 +139,8 @@ def test_nhwc_avg_pool_matches_avg_pool2d_and_keeps_the_layout():
     assert is_channels_last(x.grad)
     nchw = _x(2, 5, 6, 4)
     assert torch.equal(avg_pool2x(nchw), F.avg_pool2d(nchw, 2))  # NCHW: torch's op
+    odd = _x(2, 5, 7, 4).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(avg_pool2x(odd), F.avg_pool2d(odd, 2))  # floors the odd side like it
 
 
 def test_channels_last_grad_is_identity_with_a_dense_nhwc_gradient():

@@ -90,8 +90,9 @@ def avg_pool2x(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, H/2, W/2), the mean of each 2x2 block; equals
     F.avg_pool2d(x, 2). An NHWC x is pooled as (B, H/2, 2, W/2, 2, C) blocks, so the gradient
     (each block's share, broadcast back) is NHWC too; avg_pool2d's backward fills a fresh NCHW
-    tensor under torch.compile, which the next kernels then transpose."""
-    if not is_channels_last(x):
+    tensor under torch.compile, which the next kernels then transpose. Odd sides (which
+    avg_pool2d floors) take avg_pool2d too."""
+    if not is_channels_last(x) or x.shape[2] % 2 or x.shape[3] % 2:
         return F.avg_pool2d(x, kernel_size=2)
     b, c, h, w = x.shape
     y = x.permute(0, 2, 3, 1).reshape(b, h // 2, 2, w // 2, 2, c).mean(dim=(2, 4))
