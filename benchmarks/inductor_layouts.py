@@ -229,8 +229,10 @@ def trace_backward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
     return gm, inputs, mode
 
 
-def generate(gm, inputs, mode, backward: bool) -> tuple[str, bool]:
-    """inductor's generated wrapper + Triton source for gm, and its layout_opt decision."""
+def generate(gm, inputs, mode, backward: bool, with_bytes: bool = False) -> tuple[str, bool]:
+    """inductor's generated wrapper + Triton source for gm, and its layout_opt decision.
+    with_bytes: inductor's benchmark-kernel mode, which writes each kernel's estimated bytes
+    (kernel_num_gb) into its metadata (it also changes a few fusion choices)."""
     from torch._inductor import config
     from torch._inductor.debug import DebugContext
     from torch._inductor.fx_passes.replace_random import replace_random_passes
@@ -238,7 +240,7 @@ def generate(gm, inputs, mode, backward: bool) -> tuple[str, bool]:
     from torch._inductor.virtualized import V
 
     with fake_cuda_tracing(), fake_cuda_device(), mode, V.set_fake_mode(mode), \
-            config.patch(compile_threads=1), DebugContext():
+            config.patch(compile_threads=1, benchmark_kernel=with_bytes), DebugContext():
         replace_random_passes(gm)
         gm.recompile()
         graph = GraphLowering(gm, example_inputs=inputs, shape_env=None, is_inference=False,
@@ -296,9 +298,14 @@ def summarize(src: str) -> dict:
     for g, a, _w in CONV_BWD.findall(src):
         convs[f"convolution_backward grad {_layout(table, g)}"] += 1
         convs[f"convolution_backward input {_layout(table, a)}"] += 1
-    return {"kernels": len(KERNEL.findall(src)), "transposing_kernels": len(tiled),
-            "transposed_elements": sum(int(y) * int(x) for _, y, x in tiled),
-            "cudnn_args": dict(sorted(convs.items()))}
+    report = {"kernels": len(KERNEL.findall(src)), "transposing_kernels": len(tiled),
+              "transposed_elements": sum(int(y) * int(x) for _, y, x in tiled),
+              "cudnn_args": dict(sorted(convs.items()))}
+    gb = dict(re.findall(r"'kernel_name': '(triton_\w+)'.*?'kernel_num_gb': ([0-9.e-]+)", src))
+    if gb:  # bytes each launch moves (inductor's estimate) x launches in the wrapper
+        launches = collections.Counter(re.findall(r"^\s+(triton_\w+)\.run\(", src, re.M))
+        report["triton_gb"] = sum(float(gb[k]) * n for k, n in launches.items() if k in gb)
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -313,6 +320,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--graphs", default="fwd,bwd", help="fwd, bwd or both")
     ap.add_argument("--variant", default="compiled")
     ap.add_argument("--save-code", type=Path, default=None, help="write the generated code here")
+    ap.add_argument("--bytes", action="store_true",
+                    help="also sum inductor's per-kernel byte estimates (benchmark-kernel mode)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     graphs = [g for g in args.graphs.split(",") if g]
@@ -328,7 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
                 gm, inputs, mode = trace_forward(preset, args.batch)
             else:
                 gm, inputs, mode = trace_backward(preset, args.bwd_batch)
-            src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd")
+            src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd",
+                                       with_bytes=args.bytes)
             report[kind] = {"batch": args.batch if kind == "fwd" else args.bwd_batch,
                             "inductor_layout_opt": layout_opt, **summarize(src)}
             if args.save_code:
@@ -337,7 +347,9 @@ def main(argv: list[str] | None = None) -> dict:
             r = report[kind]
             print(f"{kind} ({args.preset}, {args.variant}, batch {r['batch']}): "
                   f"{r['kernels']} Triton kernels, {r['transposing_kernels']} transposing "
-                  f"({r['transposed_elements'] / 1e6:.0f} M elements); inductor layout_opt "
+                  f"({r['transposed_elements'] / 1e6:.0f} M elements)"
+                  + (f", {r['triton_gb']:.2f} GB moved" if "triton_gb" in r else "")
+                  + "; inductor layout_opt "
                   f"{layout_opt}; cuDNN args {r['cudnn_args']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

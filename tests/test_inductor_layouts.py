@@ -43,3 +43,34 @@ def test_bad_arguments_are_named(tmp_path):
                               cwd=ROOT, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         assert proc.returncode != 0 and key in proc.stderr, proc.stderr[-2000:]
+
+
+def test_summarize_counts_transposes_layouts_and_bytes_per_launch():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from inductor_layouts import summarize
+
+    src = """
+triton_poi_fused_0 = async_compile.triton('triton_poi_fused_0', '''
+    inductor_meta={'kernel_name': 'triton_poi_fused_0', 'kernel_num_gb': 0.25},
+def triton_poi_fused_0(in_ptr0, out_ptr0, ynumel, xnumel, YBLOCK, XBLOCK):
+    ynumel = 64
+    xnumel = 16
+''', device_str='cuda')
+triton_red_fused_1 = async_compile.triton('triton_red_fused_1', '''
+    inductor_meta={'kernel_name': 'triton_red_fused_1', 'kernel_num_gb': 1.5},
+def triton_red_fused_1(in_ptr0, out_ptr0, xnumel, r0_numel, XBLOCK, R0_BLOCK):
+    xnumel = 8
+''', device_str='cuda')
+        assert_size_stride(x_1, (2, 4, 3, 3), (36, 1, 12, 4), 'input')
+        buf0 = empty_strided_cuda((2, 4, 3, 3), (36, 9, 3, 1), torch.bfloat16)
+        triton_poi_fused_0.run(x_1, buf0, 64, 16, stream=raw_stream0)
+        triton_poi_fused_0.run(x_1, buf0, 64, 16, stream=raw_stream0)
+        triton_red_fused_1.run(buf0, buf1, 8, 9, stream=raw_stream0)
+        buf2 = extern_kernels.convolution(buf0, w_1, stride=(1, 1))
+        buf3 = extern_kernels.convolution(x_1, w_1, stride=(1, 1))
+"""
+    report = summarize(src)
+    assert report["kernels"] == 2 and report["transposing_kernels"] == 1
+    assert report["transposed_elements"] == 64 * 16
+    assert report["triton_gb"] == 2 * 0.25 + 1.5  # per launch
+    assert report["cudnn_args"] == {"convolution input NCHW": 1, "convolution input NHWC": 1}
