@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -80,58 +81,38 @@ VARIANTS = {
 }
 
 
-@contextlib.contextmanager
-def nchw_code_paths(enabled: bool):
+def nchw_code_paths(enabled: bool) -> contextlib.AbstractContextManager:
     """With enabled, the U-Net's NHWC-specific code paths (layout-keeping GroupNorm, skip
     concatenation and average pooling, token-major attention, NHWC upsampling, dense
-    skip-concatenation gradients) are switched
-    off, so a channels_last run takes the NCHW formulation: the A/B baseline of variant
-    compiled-nchw-paths."""
+    skip-concatenation gradients) are switched off, so a channels_last run takes the NCHW
+    formulation: the A/B baseline of variant compiled-nchw-paths."""
     if not enabled:
-        yield
-        return
+        return contextlib.nullcontext()
     import genlab.nn.attention as attention
     import genlab.nn.blocks as blocks
 
-    saved = blocks.is_channels_last, attention.is_channels_last
-    blocks.is_channels_last = attention.is_channels_last = lambda x: False
-    try:
-        yield
-    finally:
-        blocks.is_channels_last, attention.is_channels_last = saved
+    stack = contextlib.ExitStack()
+    for module in (blocks, attention):
+        stack.enter_context(mock.patch.object(module, "is_channels_last", lambda x: False))
+    return stack
 
 
-@contextlib.contextmanager
-def gn_group_stats(enabled: bool):
+def gn_group_stats(enabled: bool) -> contextlib.AbstractContextManager:
     """With enabled, the U-Net's GroupNorm forms NHWC statistics from the (B, G, C/G, H, W)
     view instead of per channel (GroupNorm.nhwc_stats)."""
-    if not enabled:
-        yield
-        return
     from genlab.nn.blocks import GroupNorm
 
-    GroupNorm.nhwc_stats = "group"
-    try:
-        yield
-    finally:
-        GroupNorm.nhwc_stats = "channel"
+    return mock.patch.object(GroupNorm, "nhwc_stats", "group") if enabled \
+        else contextlib.nullcontext()
 
 
-@contextlib.contextmanager
-def torch_group_norm(enabled: bool):
+def torch_group_norm(enabled: bool) -> contextlib.AbstractContextManager:
     """With enabled, the U-Net's GroupNorm runs torch's group_norm for NHWC inputs too (on
     CUDA its output is NCHW): the A/B baseline of the layout-keeping GroupNorm alone."""
-    if not enabled:
-        yield
-        return
     from genlab.nn.blocks import GroupNorm
 
-    own = GroupNorm.forward
-    GroupNorm.forward = torch.nn.GroupNorm.forward
-    try:
-        yield
-    finally:
-        GroupNorm.forward = own
+    return mock.patch.object(GroupNorm, "forward", torch.nn.GroupNorm.forward) if enabled \
+        else contextlib.nullcontext()
 
 
 def variant_context(name: str) -> contextlib.ExitStack:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
+from pathlib import Path
 
 import torch
 from torch.func import functional_call
@@ -89,7 +90,7 @@ def audit(gm: torch.fx.GraphModule) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    sys.path.insert(0, "benchmarks")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_unet import PRESETS, torch_group_norm
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

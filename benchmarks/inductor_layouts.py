@@ -33,6 +33,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -77,16 +78,6 @@ def _cudnn_layout(inp, weight, backend):
     return torch.contiguous_format
 
 
-@contextlib.contextmanager
-def _patched(obj, name, value):
-    old = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, old)
-
-
 def _clear_device_caches():
     import torch._inductor.utils as inductor_utils
     import torch.utils._triton as triton_utils
@@ -99,17 +90,21 @@ def _clear_device_caches():
                 fn.cache_clear()
 
 
-@contextlib.contextmanager
-def fake_cuda_tracing():
+def _patch_all(patches) -> contextlib.ExitStack:
+    """mock.patch.object for each (object, attribute, value), undone together."""
+    stack = contextlib.ExitStack()
+    for obj, name, value in patches:
+        stack.enter_context(mock.patch.object(obj, name, value))
+    return stack
+
+
+def fake_cuda_tracing() -> contextlib.ExitStack:
     """Autocast and cuDNN's layout rule for fake CUDA tensors (tracing only)."""
     import torch.cuda.amp.common as amp_common
 
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_patched(torch._C, "_conv_determine_backend_memory_format",
-                                     _cudnn_layout))
-        stack.enter_context(_patched(amp_common, "amp_definitely_not_available", lambda: False))
-        stack.enter_context(_patched(torch.cuda, "is_bf16_supported", lambda *a, **k: True))
-        yield
+    return _patch_all([(torch._C, "_conv_determine_backend_memory_format", _cudnn_layout),
+                       (amp_common, "amp_definitely_not_available", lambda: False),
+                       (torch.cuda, "is_bf16_supported", lambda *a, **k: True)])
 
 
 @contextlib.contextmanager
@@ -118,22 +113,15 @@ def fake_cuda_device():
     import torch.utils._triton as triton_utils
     from torch._dynamo.device_interface import get_interface_for_device
 
-    iface = get_interface_for_device("cuda")
-    with contextlib.ExitStack() as stack:
-        for obj in (iface, torch.cuda):
-            stack.enter_context(_patched(obj, "get_device_properties",
-                                         staticmethod(lambda *a, **k: _H100())
-                                         if obj is iface else (lambda *a, **k: _H100())))
-            for name, value in (("is_available", lambda: True), ("device_count", lambda: 1),
-                                ("current_device", lambda: 0)):
-                stack.enter_context(_patched(obj, name, staticmethod(value)
-                                             if obj is iface else value))
-        stack.enter_context(_patched(iface, "get_compute_capability",
-                                     staticmethod(lambda *a, **k: 90)))
-        stack.enter_context(_patched(torch.cuda, "get_device_capability",
-                                     lambda *a, **k: (9, 0)))
-        stack.enter_context(_patched(triton_utils, "triton_hash_with_backend",
-                                     lambda: "emulated"))
+    iface = get_interface_for_device("cuda")  # a class: its replacements are staticmethods
+    answers = {"get_device_properties": lambda *a, **k: _H100(), "is_available": lambda: True,
+               "device_count": lambda: 1, "current_device": lambda: 0}
+    patches = [(iface, n, staticmethod(f)) for n, f in answers.items()]
+    patches += [(torch.cuda, n, f) for n, f in answers.items()]
+    patches += [(iface, "get_compute_capability", staticmethod(lambda *a, **k: 90)),
+                (torch.cuda, "get_device_capability", lambda *a, **k: (9, 0)),
+                (triton_utils, "triton_hash_with_backend", lambda: "emulated")]
+    with _patch_all(patches) as stack:
         stack.callback(_clear_device_caches)
         _clear_device_caches()
         yield
@@ -273,19 +261,15 @@ def _layouts_by_name(src: str) -> dict[str, tuple[list[int], list[int]]]:
 
 
 def _layout(table, name: str) -> str:
+    """conv_layouts.layout of the buffer `name`, from its size and stride in the wrapper."""
+    from conv_layouts import layout
+
     if name not in table:
         return "unresolved"
     shape, stride = table[name]
     if len(shape) != 4:
         return "not 4-D"
-    n, c, h, w = shape
-    if c == 1 or h * w == 1:
-        return "either"
-    if stride[1:] == [1, w * c, c]:
-        return "NHWC"
-    if stride[1:] == [h * w, w, 1]:
-        return "NCHW"
-    return "strided"
+    return layout(torch.empty_strided(shape, stride, device="meta"))
 
 
 def summarize(src: str) -> dict:
