@@ -27,7 +27,8 @@ inductor's layout optimisation forced on (its heuristic skips it for this U-Net:
 convolutions take twice the channels they return); compiled-nodropout = the ResBlocks'
 dropout set to 0 (what dropout costs: not a training setting); compiled-gn-bf16 = every
 GroupNorm returns its input's dtype (bf16 under autocast, statistics still fp32) instead of
-autocast's fp32.
+autocast's fp32; compiled-autotune = inductor benchmarks more block sizes for each Triton
+kernel at compile time (max_autotune_pointwise, coordinate_descent_tuning: a longer warm-up).
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
 compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
 smoke-test the path.
@@ -76,6 +77,7 @@ VARIANTS = {
     "compiled-force-layout": Variant(**_COMPILED, change="force-layout"),
     "compiled-nodropout": Variant(**_COMPILED, change="nodropout"),
     "compiled-gn-bf16": Variant(**_COMPILED, change="gn-bf16"),
+    "compiled-autotune": Variant(**_COMPILED, change="autotune"),
     "eager-bf16": Variant(bf16=True, channels_last=True, compile=False, tf32=True),
     "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False),
 }
@@ -123,10 +125,12 @@ def variant_context(name: str) -> contextlib.ExitStack:
     stack.enter_context(nchw_code_paths(change == "nchw-paths"))
     stack.enter_context(torch_group_norm(change == "torch-gn"))
     stack.enter_context(gn_group_stats(change == "gn-group-stats"))
-    if change == "force-layout":
+    if change in ("force-layout", "autotune"):
         import torch._inductor.config as inductor_config
 
-        stack.enter_context(inductor_config.patch(force_layout_optimization=True))
+        stack.enter_context(inductor_config.patch(
+            force_layout_optimization=True) if change == "force-layout" else
+            inductor_config.patch(max_autotune_pointwise=True, coordinate_descent_tuning=True))
     return stack
 
 

@@ -14,6 +14,10 @@ measured:
             at batch 512: GPU time per kernel, and which aten op launched each non-Triton
             kernel; with TORCH_LOGS=output_code, so logs/profile_unet.log also holds the code
             inductor generated;
+  bandwidth (not in the default list) a few compiled training steps of the same network with
+            inductor's bandwidth profiler on (TORCHINDUCTOR_PROFILE=1): each Triton kernel
+            timed alone, with the bytes it moves and its GB/s, in res/triton_bandwidth.txt
+            (one table per compiled graph, slowest kernels first);
   train     the --models (edm_fmnist, ddpm_fmnist, ncsn_fmnist) CONCURRENTLY, each for its
             preset's max_seconds (240 s) of wall time after its first (compiling) step: with
             k of them each gets roughly 1/k of the GPU;
@@ -32,9 +36,12 @@ one evaluation, e.g. DDPM's samplers on the model the train part just made:
 
 --models picks which of the three Fashion-MNIST presets train and evaluate (default all).
 
-Needs models/evaluator.pt (trained by the CPU pipeline) and the IDX files, e.g.
+The data part needs --fmnist, the folder of the IDX files; evaluate and resample need
+models/evaluator.pt (trained by the CPU pipeline); the U-Net parts (bench, bench_fmnist,
+profile, bandwidth) need neither. E.g.
 
     python benchmarks/gpu_session.py --fmnist .gpu_data/fashion-mnist --out $OUT
+    python benchmarks/gpu_session.py --parts bench,bandwidth --out $OUT
 
 --set KEY=VALUE (repeatable) edits the rewritten params.yaml after everything else, with VALUE
 read as YAML; KEY is a dotted path whose parent must exist, e.g. a batch-512 EDM trial:
@@ -65,7 +72,8 @@ from pathlib import Path
 import yaml
 
 MODELS = ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist")
-PARTS = ("data", "bench", "bench_fmnist", "profile", "train", "sampling", "evaluate", "resample")
+PARTS = ("data", "bench", "bench_fmnist", "profile", "bandwidth", "train", "sampling",
+         "evaluate", "resample")
 T0 = time.perf_counter()
 
 
@@ -122,12 +130,13 @@ def written_since(path: Path, t0: float) -> list[Path]:
     return [f for f in files if f.stat().st_mtime >= t0]
 
 
-def write_params(fmnist: Path, smoke: bool, compile_: str, sets: list[str]) -> None:
+def write_params(fmnist: Path | None, smoke: bool, compile_: str, sets: list[str]) -> None:
     p = yaml.safe_load(Path("params.yaml").read_text())
     p["profile"] = "gpu"
     p["tracking"]["enabled"] = False
     p["runtime"] |= {"progress": False, "compile": compile_}
-    p["data"]["fashion_mnist"]["sources"] = [{"kind": "local", "path": str(fmnist)}]
+    if fmnist is not None:
+        p["data"]["fashion_mnist"]["sources"] = [{"kind": "local", "path": str(fmnist)}]
     p["data"]["moving_fmnist"]["enabled"] = False
     if smoke:
         tiny = {"max_seconds": 3.0, "eval_samples": 200, "batch_size": 16, "log_every": 5,
@@ -184,7 +193,8 @@ def bench_variants() -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fmnist", type=Path, required=True, help="folder with the 4 IDX .gz files")
+    ap.add_argument("--fmnist", type=Path, default=None,
+                    help="folder with the 4 IDX .gz files (the data part needs it)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--budget", type=float, default=570.0, help="seconds for the whole session")
     ap.add_argument("--train-compile", default="auto", choices=("auto", "on", "off"),
@@ -218,11 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [v for v in args.cifar_variants.split(",") if v not in variants]
     if unknown:
         sys.exit(f"error: --cifar-variants: unknown {unknown}; pick from {','.join(variants)}")
-    for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
-        if not (args.fmnist / f).is_file():
-            sys.exit(f"error: {args.fmnist / f} not found (--fmnist)")
-    if not Path("models/evaluator.pt").is_file():
-        sys.exit("error: models/evaluator.pt not found: train it with the CPU pipeline first")
+    parts = args.parts.split(",")
+    if "data" in parts:
+        if args.fmnist is None:
+            sys.exit("error: --parts data needs --fmnist, the folder of the IDX .gz files")
+        for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+            if not (args.fmnist / f).is_file():
+                sys.exit(f"error: {args.fmnist / f} not found (--fmnist)")
+    if {"evaluate", "resample"} & set(parts) and not Path("models/evaluator.pt").is_file():
+        sys.exit("error: models/evaluator.pt not found (the evaluate and resample parts need "
+                 "it): train it with the CPU pipeline first")
     root = Path.cwd()
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(root / "src"), str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -273,7 +288,6 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         sys.exit(f"error: {e}")
     base_params = Path("params.yaml").read_text()
-    parts = args.parts.split(",")
 
     # 1. Data.
     if "data" in parts:
@@ -294,8 +308,11 @@ def main(argv: list[str] | None = None) -> None:
     if "bench" in parts:
         summary["steps"]["bench_cifar"] = run(
             [py, "benchmarks/bench_unet.py", *big, "--json", str(res / "bench_unet_cifar.json")],
-            logs / "bench_unet_cifar.log",  # ~150 s a compiled variant (120 s compiling)
-            min(170.0 * len(args.cifar_variants.split(",")), remaining() - 10))
+            logs / "bench_unet_cifar.log",  # ~150 s a compiled variant (120 s compiling),
+            # more for compiled-autotune, which benchmarks block sizes for every kernel
+            min(170.0 * len(args.cifar_variants.split(","))
+                + (230.0 if "compiled-autotune" in args.cifar_variants.split(",") else 0.0),
+                remaining() - 10))
         pack()
     if "bench_fmnist" in parts:
         summary["steps"]["bench_fmnist"] = run(
@@ -311,6 +328,20 @@ def main(argv: list[str] | None = None) -> None:
             [py, "benchmarks/profile_unet.py", *prof, "--json", str(res / "profile_unet.json")],
             logs / "profile_unet.log", min(330.0, remaining() - 10),
             env=os.environ | {"TORCH_LOGS": "output_code"})  # the generated code to the log
+        pack()
+
+    if "bandwidth" in parts:
+        # A few steps suffice: the profiler times each kernel once, alone, on its first call.
+        bw = ["--preset", "fmnist_cpu", "--batch", "4", "--warmup", "1", "--steps", "1",
+               "--variants", "eager-bf16"] if args.smoke else \
+            ["--preset", "edm_cifar10", "--batch", "512", "--warmup", "2", "--steps", "2",
+             "--variants", "compiled"]
+        table = res / "triton_bandwidth.txt"
+        summary["steps"]["bandwidth"] = run(
+            [py, "benchmarks/bench_unet.py", *bw], logs / "bandwidth.log",
+            min(240.0, remaining() - 10),
+            env=os.environ | {"TORCHINDUCTOR_PROFILE": "1",
+                              "TORCHINDUCTOR_PROFILE_OUTPUT": str(table.resolve())})
         pack()
 
     # 3. Three trainings at once, each on its own time budget (first step = compile warm-up,
@@ -378,6 +409,10 @@ def main(argv: list[str] | None = None) -> None:
         for r in prof.get("launchers", [])[:12]:
             print(f"  {r['ms']:7.2f} ms {r['calls']:5.0f}x {r['kernel'][:60]} | "
                   f"{r['chain'][:110]} | {r['shapes'][:80]}")
+    table = res / "triton_bandwidth.txt"
+    if table.exists():
+        print("triton_bandwidth.txt (first lines):")
+        print("\n".join(table.read_text().splitlines()[:40]))
     for f in ("sampling_edm_fmnist.json", "bench_unet_fmnist.json", "bench_unet_cifar.json"):
         if (res / f).exists():
             print(f, (res / f).read_text()[:1500])

@@ -1,16 +1,24 @@
 """Layout audit of the code torch.compile generates for the GPU, on a machine without one.
 
 inductor (torch.compile's backend) is run up to code generation for an H100-like CUDA device:
-the U-Net's channels_last training forward is traced with fake CUDA tensors under bf16
-autocast, its backward is traced on the CPU (the autograd engine needs a real device) and
-lowered for CUDA. Nothing is compiled or run. From the generated code it counts the Triton
-kernels and those that transpose (inductor tiles a pointwise kernel in 2-D, ynumel x xnumel,
-when its loads and stores disagree on the memory order: an NCHW <-> NHWC conversion, fused or
-alone), with the elements they touch, and the layouts handed to cuDNN (convolution inputs,
-convolution backward gradients and inputs).
+the U-Net's channels_last forward (dropout on) is traced with fake CUDA tensors under bf16
+autocast ("fwd", at --batch); the training step's forward and backward ("fwd-train", "bwd")
+are traced on the CPU (the autograd engine needs a real device) through inductor's own
+partition function, as torch.compile splits them, and lowered for CUDA. Nothing is compiled
+or run. From the generated code it counts the Triton kernels and those that transpose
+(inductor tiles a pointwise kernel in 2-D, ynumel x xnumel, when its loads and stores disagree
+on the memory order: an NCHW <-> NHWC conversion, fused or alone), with the elements they
+touch, and the layouts handed to cuDNN (convolution inputs, convolution backward gradients
+and inputs). --bytes adds inductor's estimate of the bytes the Triton kernels move.
+
+It also audits the random draws of dropout (rng_draws, rng_hazards): a mask that the backward
+redraws with another Philox path than the forward's, or that a rand4x kernel draws at
+non-contiguous offsets, is silently wrong (torch 2.13+); such a hazard is printed and listed
+under "rng_hazards" in the JSON.
 
     python benchmarks/inductor_layouts.py [--preset edm_cifar10] [--batch 512]
-        [--graphs fwd,bwd] [--variant compiled] [--save-code DIR] [--json out.json]
+        [--graphs fwd,fwd-train,bwd] [--bwd-batch 8] [--variant compiled] [--bytes]
+        [--save-code DIR] [--json out.json]
 
 --variant takes bench_unet.py's code-level switches: compiled (the training code),
 compiled-nchw-paths, compiled-torch-gn, compiled-gn-group-stats, compiled-force-layout.
@@ -172,38 +180,17 @@ def trace_forward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
     return gm, [x, sigma, *state], mode
 
 
-def trace_backward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
-    """The backward graph inductor would get (aot_autograd with its partitioner), traced on
-    the CPU under bf16 autocast and moved to CUDA."""
-    from functorch.compile import make_boxed_func, min_cut_rematerialization_partition
-    from torch._functorch.aot_autograd import aot_module_simplified
-    from torch._inductor.decomposition import select_decomp_table
+def _on_fake_cuda(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, list, object]:
+    """A graph traced on the CPU, moved to CUDA: device arguments rewritten, fake CUDA inputs
+    with the traced shapes, strides and dtypes."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    graphs = {}
-
-    def keep(kind):
-        def compiler(gm, _inputs):
-            graphs[kind] = gm
-            return make_boxed_func(gm.forward)
-        return compiler
-
-    def backend(gm, inputs):
-        return aot_module_simplified(gm, inputs, fw_compiler=keep("fw"), bw_compiler=keep("bw"),
-                                     partition_fn=min_cut_rematerialization_partition,
-                                     decompositions=select_decomp_table())
-
-    net = _net(preset)
-    c, r = preset.in_channels, preset.resolution
-    x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = torch.compile(net, backend=backend, fullgraph=True)(x, torch.rand(batch) + 0.5)
-    (out.float() - x).square().mean().backward()
-    torch._dynamo.reset()
-    gm = graphs["bw"]
+    cuda = torch.device("cuda", 0)
     for node in gm.graph.nodes:
         if node.kwargs.get("device") is not None:
-            node.kwargs = {**node.kwargs, "device": torch.device("cuda", 0)}
+            node.kwargs = {**node.kwargs, "device": cuda}
+        if any(isinstance(a, torch.device) for a in node.args):  # e.g. inductor_seeds(n, dev)
+            node.args = tuple(cuda if isinstance(a, torch.device) else a for a in node.args)
     gm.recompile()
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     inputs = []
@@ -215,6 +202,54 @@ def trace_backward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
             inputs.append(torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device="cuda")
                           if isinstance(v, torch.Tensor) else v)
     return gm, inputs, mode
+
+
+def trace_training(preset, batch: int) -> dict[str, tuple]:
+    """The training step's forward ("fwd-train": the outputs include what it saves for the
+    backward) and backward ("bwd") graphs as inductor gets them: aot_autograd's joint graph
+    through inductor's own partition function (its joint-graph passes, among them the one
+    that turns dropout's random draws into inductor's RNG, then the min-cut partitioner).
+    Traced on the CPU (the autograd engine needs a real device) under bf16 autocast, moved
+    to CUDA. Nothing is computed: the compiled graphs stand in by returning uninitialised
+    tensors of their outputs' shapes (never touched, so a batch of 512 costs no memory)."""
+    from functorch.compile import make_boxed_func
+    from torch._functorch.aot_autograd import aot_module_simplified
+    from torch._guards import detect_fake_mode
+    from torch._inductor.compile_fx import partition_fn
+    from torch._inductor.decomposition import select_decomp_table
+    from torch._inductor.virtualized import V
+
+    graphs = {}
+
+    def keep(kind):
+        def compiler(gm, _inputs):
+            graphs[kind] = gm
+            (outs,) = [n.args[0] for n in gm.graph.nodes if n.op == "output"]
+            vals = [o.meta["val"] if isinstance(o, torch.fx.Node) else o for o in outs]
+
+            def shapes_only(*_args):  # uninitialised outputs of the traced shapes: the step
+                return [torch.empty_strided(v.shape, v.stride(), dtype=v.dtype)  # is never
+                        if isinstance(v, torch.Tensor) else v for v in vals]  # computed
+            return make_boxed_func(shapes_only)
+        return compiler
+
+    def partition(gm, joint_inputs, **kwargs):
+        with V.set_fake_mode(detect_fake_mode(joint_inputs)):
+            return partition_fn(gm, joint_inputs, **kwargs)
+
+    def backend(gm, inputs):
+        return aot_module_simplified(gm, inputs, fw_compiler=keep("fwd-train"),
+                                     bw_compiler=keep("bwd"), partition_fn=partition,
+                                     decompositions=select_decomp_table())
+
+    net = _net(preset)
+    c, r = preset.in_channels, preset.resolution
+    x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = torch.compile(net, backend=backend, fullgraph=True)(x, torch.rand(batch) + 0.5)
+    (out.float() - x).square().mean().backward()
+    torch._dynamo.reset()
+    return {kind: _on_fake_cuda(gm) for kind, gm in graphs.items()}
 
 
 def generate(gm, inputs, mode, backward: bool, with_bytes: bool = False) -> tuple[str, bool]:
@@ -272,6 +307,50 @@ def _layout(table, name: str) -> str:
     return layout(torch.empty_strided(shape, stride, device="meta"))
 
 
+RNG_CALL = re.compile(r"(triton_helpers\.rand4x|triton_helpers\.randn4x|tl\.randn?|"
+                      r"triton_helpers\.rand_eager_kernel)\(\w+, \((\w+)\)")
+
+
+def rng_draws(src: str) -> list[dict]:
+    """Each random draw in the generated Triton kernels: the function, whether the kernel is
+    1-D, and whether its offsets are the kernel's own contiguous element index.
+
+    Why it matters (torch 2.13+): a 1-D kernel draws with rand4x, four values per Philox call
+    for four consecutive offsets, which is only right for contiguous offsets; any other
+    kernel draws with tl.rand, which gives other values for the same offsets. So a dropout
+    mask drawn by rand4x in the forward and drawn again (recomputed from the seed) by tl.rand
+    in a 2-D backward kernel is a different mask: silently wrong gradients."""
+    draws = []
+    for m in re.finditer(r"def (triton_\w+)\(.*?\n(.*?)''', device_str", src, re.S):
+        name, body = m.group(1), m.group(2)
+        one_d = "[:, None]" not in body and "[None, :]" not in body
+        for call in RNG_CALL.finditer(body):
+            fn, var = call.group(1).split(".")[-1], call.group(2)
+            # the offset variable, back through casts, to an index variable and its definition
+            for _ in range(4):
+                cast = re.search(rf"\n\s+{var} = \((\w+)\)\.to\(tl\.\w+\)", body)
+                if not cast:
+                    break
+                var = cast.group(1)
+            index = re.search(rf"\n\s+{var} = (.+)", body)
+            draws.append({"kernel": name, "fn": fn, "one_d": one_d,
+                          "contiguous": bool(index) and index.group(1).strip() == "xindex"})
+    return draws
+
+
+def rng_hazards(graphs: dict[str, list[dict]]) -> list[str]:
+    """What in the draws of a training step's graphs ({"fwd-train": draws, "bwd": draws})
+    would give wrong dropout masks (see rng_draws)."""
+    out = [f"{kind}: {d['kernel']} draws rand4x at non-contiguous offsets (masks repeat)"
+           for kind, draws in graphs.items() for d in draws
+           if d["fn"].endswith("4x") and not d["contiguous"]]
+    fns = {kind: {d["fn"] for d in draws} for kind, draws in graphs.items()}
+    if fns.get("bwd") and fns.get("fwd-train") and fns["bwd"] != fns["fwd-train"]:
+        out.append(f"the backward redraws with {sorted(fns['bwd'])}, the forward drew with "
+                   f"{sorted(fns['fwd-train'])}: the backward's masks are not the forward's")
+    return out
+
+
 def summarize(src: str) -> dict:
     """Kernel counts, transposing kernels and cuDNN argument layouts of generated code."""
     table = _layouts_by_name(src)
@@ -282,12 +361,18 @@ def summarize(src: str) -> dict:
     for g, a, _w in CONV_BWD.findall(src):
         convs[f"convolution_backward grad {_layout(table, g)}"] += 1
         convs[f"convolution_backward input {_layout(table, a)}"] += 1
+    draws = rng_draws(src)
     report = {"kernels": len(KERNEL.findall(src)), "transposing_kernels": len(tiled),
+              "rng_draws": dict(collections.Counter(
+                  f"{d['fn']} {'1-D' if d['one_d'] else '2-D'}" for d in draws)),
               "transposed_elements": sum(int(y) * int(x) for _, y, x in tiled),
               "cudnn_args": dict(sorted(convs.items()))}
     gb = dict(re.findall(r"'kernel_name': '(triton_\w+)'.*?'kernel_num_gb': ([0-9.e-]+)", src))
-    if gb:  # bytes each launch moves (inductor's estimate) x launches in the wrapper
-        launches = collections.Counter(re.findall(r"^\s+(triton_\w+)\.run\(", src, re.M))
+    if gb:  # bytes each launch moves (inductor's estimate) x launches in the wrapper; the
+        # kernel sources (in triple quotes) are cut first: each holds a benchmark harness
+        # that launches its kernel once more
+        wrapper = re.sub(r"'''.*?'''", "''", src, flags=re.S)
+        launches = collections.Counter(re.findall(r"^\s+(triton_\w+)\.run\(", wrapper, re.M))
         report["triton_gb"] = sum(float(gb[k]) * n for k, n in launches.items() if k in gb)
     return report
 
@@ -300,8 +385,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="edm_cifar10")
     ap.add_argument("--batch", type=int, default=512, help="forward batch (element counts)")
     ap.add_argument("--bwd-batch", type=int, default=8,
-                    help="backward trace batch (a real CPU step: keep it small)")
-    ap.add_argument("--graphs", default="fwd,bwd", help="fwd, bwd or both")
+                    help="batch of the training-step graphs (fwd-train, bwd)")
+    ap.add_argument("--graphs", default="fwd,bwd",
+                    help="any of fwd (the forward at --batch, as traced for inference but "
+                    "with dropout on), fwd-train (the training forward, saving for the "
+                    "backward, at --bwd-batch), bwd")
     ap.add_argument("--variant", default="compiled")
     ap.add_argument("--save-code", type=Path, default=None, help="write the generated code here")
     ap.add_argument("--bytes", action="store_true",
@@ -309,22 +397,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     graphs = [g for g in args.graphs.split(",") if g]
-    if not graphs or set(graphs) - {"fwd", "bwd"}:
-        ap.error(f"--graphs {args.graphs!r}: pick from fwd,bwd")
+    if not graphs or set(graphs) - {"fwd", "fwd-train", "bwd"}:
+        ap.error(f"--graphs {args.graphs!r}: pick from fwd,fwd-train,bwd")
     if args.batch < 2 or args.bwd_batch < 2:
         ap.error("--batch and --bwd-batch must be >= 2 (a batch of 1 has ambiguous layouts)")
     preset = PRESETS[args.preset]
     report = {"preset": args.preset, "variant": args.variant, "torch": torch.__version__}
+    draws = {}
     with _variant_context(args.variant):
+        training = trace_training(preset, args.bwd_batch) \
+            if {"fwd-train", "bwd"} & set(graphs) else {}
         for kind in graphs:
-            if kind == "fwd":
-                gm, inputs, mode = trace_forward(preset, args.batch)
-            else:
-                gm, inputs, mode = trace_backward(preset, args.bwd_batch)
+            gm, inputs, mode = trace_forward(preset, args.batch) if kind == "fwd" \
+                else training[kind]
             src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd",
                                        with_bytes=args.bytes)
             report[kind] = {"batch": args.batch if kind == "fwd" else args.bwd_batch,
                             "inductor_layout_opt": layout_opt, **summarize(src)}
+            if kind != "fwd":
+                draws[kind] = rng_draws(src)
             if args.save_code:
                 args.save_code.mkdir(parents=True, exist_ok=True)
                 (args.save_code / f"{args.preset}_{args.variant}_{kind}.py").write_text(src)
@@ -334,7 +425,11 @@ def main(argv: list[str] | None = None) -> dict:
                   f"({r['transposed_elements'] / 1e6:.0f} M elements)"
                   + (f", {r['triton_gb']:.2f} GB moved" if "triton_gb" in r else "")
                   + "; inductor layout_opt "
-                  f"{layout_opt}; cuDNN args {r['cudnn_args']}", flush=True)
+                  f"{layout_opt}; cuDNN args {r['cudnn_args']}; RNG draws {r['rng_draws']}",
+                  flush=True)
+    report["rng_hazards"] = rng_hazards(draws)
+    for h in report["rng_hazards"]:
+        print(f"RNG hazard: {h}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return report

@@ -79,6 +79,16 @@ def short_kernel(name: str, width: int = 90) -> str:
     return low[:width]
 
 
+def device_kernels(events, steps: int) -> list[tuple[str, float]]:
+    """(kernel name, ms per step) of the entries recorded on the GPU itself. Annotation ranges
+    ("## Call CompiledFxGraph ... ##", one per compiled graph call) are left out: they span
+    the graph's kernels, so counting them too would count those kernels twice."""
+    cuda_type = torch.autograd.DeviceType.CUDA
+    return [(e.key, e.self_device_time_total / 1e3 / steps) for e in events
+            if e.device_type == cuda_type and e.self_device_time_total > 0
+            and not e.key.startswith("## ")]
+
+
 def launchers(events, steps: int, depth: int = 4, skip_prefix: str = "triton_") -> list[dict]:
     """GPU time per (kernel, launching op chain, input shapes) over profiler events, largest
     first, in ms per step.
@@ -163,10 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
     wall = (time.perf_counter() - t0) / args.steps
     attr = "self_device_time_total" if cuda else "self_cpu_time_total"
     events = prof.key_averages()
-    if args.compile and cuda:  # GPU kernels: the entries recorded on the device itself
-        cuda_type = torch.autograd.DeviceType.CUDA
-        ops = [(e.key, e.self_device_time_total / 1e3 / args.steps) for e in events
-               if e.device_type == cuda_type and e.self_device_time_total > 0]
+    if args.compile and cuda:
+        ops = device_kernels(events, args.steps)
         table, default = KERNEL_KINDS, "other"
     else:
         ops = [(e.key, getattr(e, attr) / 1e3 / args.steps) for e in events

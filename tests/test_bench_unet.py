@@ -86,10 +86,16 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     with bench.variant_context("compiled"):
         assert inductor_config.force_layout_optimization == before
         assert blocks.GroupNorm.forward is not torch.nn.GroupNorm.forward
+    tuned = (inductor_config.max_autotune_pointwise, inductor_config.coordinate_descent_tuning)
+    with bench.variant_context("compiled-autotune"):
+        assert inductor_config.max_autotune_pointwise and inductor_config.coordinate_descent_tuning
+        assert inductor_config.force_layout_optimization == before
+    assert (inductor_config.max_autotune_pointwise,
+            inductor_config.coordinate_descent_tuning) == tuned
     with bench.variant_context("compiled-gn-group-stats"):
         assert blocks.GroupNorm.nhwc_stats == "group"
     assert blocks.GroupNorm.nhwc_stats == "channel"
     assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
                                                              "gn-group-stats",
                                                              "force-layout", "nodropout",
-                                                             "gn-bf16"}
+                                                             "gn-bf16", "autotune"}

@@ -68,6 +68,17 @@ def test_unknown_cifar_variant_is_an_error_before_anything_runs(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_parts_ask_only_for_the_inputs_they_use(tmp_path, monkeypatch):
+    """The data part needs --fmnist, evaluate and resample need the evaluator; each missing
+    input is named before anything runs."""
+    with pytest.raises(SystemExit, match=r"--parts data needs --fmnist"):
+        _gpu_session().main(["--out", str(tmp_path / "out"), "--parts", "data,bench"])
+    monkeypatch.chdir(tmp_path)  # no models/evaluator.pt here
+    with pytest.raises(SystemExit, match=r"models/evaluator.pt not found \(the evaluate"):
+        _gpu_session().main(["--out", str(tmp_path / "out"), "--parts", "bench,evaluate"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_written_since_keeps_only_files_written_after_the_start(tmp_path):
     import os
     import time

@@ -55,6 +55,8 @@ triton_poi_fused_0 = async_compile.triton('triton_poi_fused_0', '''
 def triton_poi_fused_0(in_ptr0, out_ptr0, ynumel, xnumel, YBLOCK, XBLOCK):
     ynumel = 64
     xnumel = 16
+def call(args):
+        triton_poi_fused_0.run(*args, stream=raw_stream0)
 ''', device_str='cuda')
 triton_red_fused_1 = async_compile.triton('triton_red_fused_1', '''
     inductor_meta={'kernel_name': 'triton_red_fused_1', 'kernel_num_gb': 1.5},
@@ -72,5 +74,83 @@ def triton_red_fused_1(in_ptr0, out_ptr0, xnumel, r0_numel, XBLOCK, R0_BLOCK):
     report = summarize(src)
     assert report["kernels"] == 2 and report["transposing_kernels"] == 1
     assert report["transposed_elements"] == 64 * 16
-    assert report["triton_gb"] == 2 * 0.25 + 1.5  # per launch
+    assert report["triton_gb"] == 2 * 0.25 + 1.5  # per launch; the harness does not count
     assert report["cudnn_args"] == {"convolution input NCHW": 1, "convolution input NHWC": 1}
+
+
+def _kernel(name: str, body: str) -> str:
+    return (f"{name} = async_compile.triton('{name}', '''\n"
+            f"def {name}(in_ptr0, out_ptr0, xnumel, XBLOCK):\n{body}''', device_str='cuda')\n")
+
+
+def test_rng_audit_flags_repeated_and_mismatched_dropout_masks():
+    """rng_draws / rng_hazards on hand-written kernels: rand4x on the kernel's own contiguous
+    index is fine; rand4x on strided offsets repeats values (torch issue 198333, symptom A);
+    a backward that redraws the mask with tl.rand where the forward used rand4x gets another
+    mask (symptom B)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from inductor_layouts import rng_draws, rng_hazards
+
+    good = _kernel("triton_poi_fused_native_dropout_0", """\
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    x0 = xindex
+    tmp0 = tl.load(in_ptr0 + load_seed_offset)
+    tmp1 = (x0).to(tl.int32)
+    tmp2 = triton_helpers.rand4x(tmp0, (tmp1).to(tl.uint32), XBLOCK)
+""")
+    strided = _kernel("triton_poi_fused_native_dropout_1", """\
+    xindex = xoffset + tl.arange(0, XBLOCK)[:]
+    x0 = (xindex % 64)
+    x1 = xindex // 64
+    x2 = x1 + 64*x0
+    tmp1 = (x2).to(tl.int32)
+    tmp2 = triton_helpers.rand4x(tmp0, (tmp1).to(tl.uint32), XBLOCK)
+""")
+    redraw = _kernel("triton_red_fused_native_dropout_backward_2", """\
+    xindex = xoffset + tl.arange(0, XBLOCK)[:, None]
+    x0 = xindex
+    tmp1 = (x0).to(tl.int32)
+    tmp2 = tl.rand(tmp0, (tmp1).to(tl.uint32))
+""")
+    (d,) = rng_draws(good)
+    assert d == {"kernel": "triton_poi_fused_native_dropout_0", "fn": "rand4x", "one_d": True,
+                 "contiguous": True}
+    assert rng_hazards({"fwd-train": [d], "bwd": []}) == []
+    (s,) = rng_draws(strided)
+    assert not s["contiguous"]
+    assert any("non-contiguous" in h for h in rng_hazards({"fwd-train": [s]}))
+    (r,) = rng_draws(redraw)
+    assert r["fn"] == "rand" and not r["one_d"]
+    (h,) = rng_hazards({"fwd-train": [d], "bwd": [r]})
+    assert "not the forward's" in h
+
+
+TINY_TRAINING_AUDIT = """
+import dataclasses, json, sys
+sys.path.insert(0, "benchmarks")
+import inductor_layouts as il
+from genlab.models.unet import EDM_CIFAR10
+tiny = dataclasses.replace(EDM_CIFAR10, resolution=8, model_channels=16, channel_mult=(1,),
+                           num_blocks=1, attn_resolutions=())
+draws = {}
+for kind, (gm, inputs, mode) in il.trace_training(tiny, 4).items():
+    src, _ = il.generate(gm, inputs, mode, backward=kind == "bwd")
+    draws[kind] = il.rng_draws(src)
+print(json.dumps({"draws": draws, "hazards": il.rng_hazards(draws)}))
+"""
+
+
+def test_compiled_dropout_masks_are_drawn_once_and_contiguously():
+    """The code inductor (the pinned torch) generates for the GPU training step of a small
+    U-Net with the CIFAR-10 preset's dropout: the forward draws each ResBlock's mask in a 1-D
+    kernel over contiguous offsets and saves it, and the backward draws nothing, so it uses
+    the forward's masks. No CPU run can see this: CPU code has its own RNG path."""
+    proc = subprocess.run([sys.executable, "-c", TINY_TRAINING_AUDIT], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    fwd = out["draws"]["fwd-train"]
+    assert len(fwd) >= 2, out  # one per ResBlock with dropout (some kernels draw for two)
+    assert all(d["fn"] == "rand4x" and d["one_d"] and d["contiguous"] for d in fwd), out
+    assert out["draws"]["bwd"] == [] and out["hazards"] == [], out

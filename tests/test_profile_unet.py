@@ -111,3 +111,21 @@ def test_launchers_read_real_profiler_events():
     assert row["ms"] == 3.0 and row["calls"] == 1.0
     assert row["chain"].startswith("aten::copy_ < aten::clone < aten::contiguous")
     assert "[2, 4, 5, 3]" in row["shapes"]
+
+
+def test_device_kernels_leave_out_the_compiled_graph_ranges():
+    """A compiled step's GPU profile has one '## Call CompiledFxGraph ... ##' range per graph
+    call, whose device time is that of the kernels inside it: summing it with them would
+    count those kernels twice (as the H100 profile of 2026-11-27 did: 329 ms for 163)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+    ev = lambda key, ms, dev=cuda: SimpleNamespace(  # noqa: E731
+        key=key, device_type=dev, self_device_time_total=ms * 1e3)
+    events = [ev("## Call CompiledFxGraph fabc ##", 8.0), ev("triton_poi_fused_0", 3.0),
+              ev("sm90_xmma_fprop", 5.0), ev("aten::convolution", 5.0, cpu),
+              ev("triton_red_fused_1", 0.0)]
+    assert _profile_unet().device_kernels(events, steps=2) == [
+        ("triton_poi_fused_0", 1.5), ("sm90_xmma_fprop", 2.5)]
