@@ -83,6 +83,13 @@ VARIANTS = {
 }
 
 
+# inductor config for the variants that change only how inductor compiles
+INDUCTOR_PATCHES = {
+    "force-layout": {"force_layout_optimization": True},
+    "autotune": {"max_autotune_pointwise": True, "coordinate_descent_tuning": True},
+}
+
+
 def nchw_code_paths(enabled: bool) -> contextlib.AbstractContextManager:
     """With enabled, the U-Net's NHWC-specific code paths (layout-keeping GroupNorm, skip
     concatenation and average pooling, token-major attention, NHWC upsampling, dense
@@ -125,12 +132,10 @@ def variant_context(name: str) -> contextlib.ExitStack:
     stack.enter_context(nchw_code_paths(change == "nchw-paths"))
     stack.enter_context(torch_group_norm(change == "torch-gn"))
     stack.enter_context(gn_group_stats(change == "gn-group-stats"))
-    if change in ("force-layout", "autotune"):
+    if change in INDUCTOR_PATCHES:
         import torch._inductor.config as inductor_config
 
-        stack.enter_context(inductor_config.patch(
-            force_layout_optimization=True) if change == "force-layout" else
-            inductor_config.patch(max_autotune_pointwise=True, coordinate_descent_tuning=True))
+        stack.enter_context(inductor_config.patch(INDUCTOR_PATCHES[change]))
     return stack
 
 

@@ -221,14 +221,15 @@ def main(argv: list[str] | None = None) -> None:
     models = [m for m in args.models.split(",") if m]
     if not models or set(models) - set(MODELS):
         sys.exit(f"error: --models {args.models!r}: pick from {','.join(MODELS)}")
-    unknown = sorted(set(args.parts.split(",")) - set(PARTS))
+    parts = args.parts.split(",")
+    unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         sys.exit(f"error: --parts: unknown {unknown}; pick from {','.join(PARTS)}")
     variants = bench_variants()
-    unknown = [v for v in args.cifar_variants.split(",") if v not in variants]
+    cifar_variants = args.cifar_variants.split(",")
+    unknown = [v for v in cifar_variants if v not in variants]
     if unknown:
         sys.exit(f"error: --cifar-variants: unknown {unknown}; pick from {','.join(variants)}")
-    parts = args.parts.split(",")
     if "data" in parts:
         if args.fmnist is None:
             sys.exit("error: --parts data needs --fmnist, the folder of the IDX .gz files")
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     res = args.out / "res"
     res.mkdir(exist_ok=True)
+    bandwidth_table = res / "triton_bandwidth.txt"
     py = sys.executable
     env_info = subprocess.run(["nvidia-smi"], capture_output=True, text=True) \
         if shutil.which("nvidia-smi") else None
@@ -310,9 +312,8 @@ def main(argv: list[str] | None = None) -> None:
             [py, "benchmarks/bench_unet.py", *big, "--json", str(res / "bench_unet_cifar.json")],
             logs / "bench_unet_cifar.log",  # ~150 s a compiled variant (120 s compiling),
             # more for compiled-autotune, which benchmarks block sizes for every kernel
-            min(170.0 * len(args.cifar_variants.split(","))
-                + (230.0 if "compiled-autotune" in args.cifar_variants.split(",") else 0.0),
-                remaining() - 10))
+            min(170.0 * len(cifar_variants)
+                + (230.0 if "compiled-autotune" in cifar_variants else 0.0), remaining() - 10))
         pack()
     if "bench_fmnist" in parts:
         summary["steps"]["bench_fmnist"] = run(
@@ -336,12 +337,11 @@ def main(argv: list[str] | None = None) -> None:
                "--variants", "eager-bf16"] if args.smoke else \
             ["--preset", "edm_cifar10", "--batch", "512", "--warmup", "2", "--steps", "2",
              "--variants", "compiled"]
-        table = res / "triton_bandwidth.txt"
         summary["steps"]["bandwidth"] = run(
             [py, "benchmarks/bench_unet.py", *bw], logs / "bandwidth.log",
             min(240.0, remaining() - 10),
             env=os.environ | {"TORCHINDUCTOR_PROFILE": "1",
-                              "TORCHINDUCTOR_PROFILE_OUTPUT": str(table.resolve())})
+                              "TORCHINDUCTOR_PROFILE_OUTPUT": str(bandwidth_table.resolve())})
         pack()
 
     # 3. Three trainings at once, each on its own time budget (first step = compile warm-up,
@@ -409,10 +409,9 @@ def main(argv: list[str] | None = None) -> None:
         for r in prof.get("launchers", [])[:12]:
             print(f"  {r['ms']:7.2f} ms {r['calls']:5.0f}x {r['kernel'][:60]} | "
                   f"{r['chain'][:110]} | {r['shapes'][:80]}")
-    table = res / "triton_bandwidth.txt"
-    if table.exists():
+    if bandwidth_table.exists():
         print("triton_bandwidth.txt (first lines):")
-        print("\n".join(table.read_text().splitlines()[:40]))
+        print("\n".join(bandwidth_table.read_text().splitlines()[:40]))
     for f in ("sampling_edm_fmnist.json", "bench_unet_fmnist.json", "bench_unet_cifar.json"):
         if (res / f).exists():
             print(f, (res / f).read_text()[:1500])

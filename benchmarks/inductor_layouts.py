@@ -351,8 +351,9 @@ def rng_hazards(graphs: dict[str, list[dict]]) -> list[str]:
     return out
 
 
-def summarize(src: str) -> dict:
-    """Kernel counts, transposing kernels and cuDNN argument layouts of generated code."""
+def summarize(src: str, draws: list[dict] | None = None) -> dict:
+    """Kernel counts, transposing kernels, cuDNN argument layouts and random draws (draws:
+    rng_draws(src), if the caller has it already) of generated code."""
     table = _layouts_by_name(src)
     tiled = TILED.findall(src)
     convs = collections.Counter()
@@ -361,7 +362,7 @@ def summarize(src: str) -> dict:
     for g, a, _w in CONV_BWD.findall(src):
         convs[f"convolution_backward grad {_layout(table, g)}"] += 1
         convs[f"convolution_backward input {_layout(table, a)}"] += 1
-    draws = rng_draws(src)
+    draws = rng_draws(src) if draws is None else draws
     report = {"kernels": len(KERNEL.findall(src)), "transposing_kernels": len(tiled),
               "rng_draws": dict(collections.Counter(
                   f"{d['fn']} {'1-D' if d['one_d'] else '2-D'}" for d in draws)),
@@ -412,10 +413,11 @@ def main(argv: list[str] | None = None) -> dict:
                 else training[kind]
             src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd",
                                        with_bytes=args.bytes)
+            kind_draws = rng_draws(src)
             report[kind] = {"batch": args.batch if kind == "fwd" else args.bwd_batch,
-                            "inductor_layout_opt": layout_opt, **summarize(src)}
+                            "inductor_layout_opt": layout_opt, **summarize(src, kind_draws)}
             if kind != "fwd":
-                draws[kind] = rng_draws(src)
+                draws[kind] = kind_draws
             if args.save_code:
                 args.save_code.mkdir(parents=True, exist_ok=True)
                 (args.save_code / f"{args.preset}_{args.variant}_{kind}.py").write_text(src)
