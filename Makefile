@@ -34,11 +34,16 @@ repro: setup
 check-params: setup
 	$(PY) -m stages.check_params
 
+# pytest-xdist: TEST_WORKERS processes, each test file on one worker (module fixtures, such as
+# the end-to-end pipeline's one `dvc repro`, are then built once); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: setup
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-all: setup
-	$(PY) -m pytest -q -m "not gpu"
+	$(PYTEST) -m "not gpu"
 
 lint: setup
 	$(VENV)/bin/ruff check src stages tests benchmarks

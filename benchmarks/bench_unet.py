@@ -28,7 +28,10 @@ convolutions take twice the channels they return); compiled-nodropout = the ResB
 dropout set to 0 (what dropout costs: not a training setting); compiled-gn-bf16 = every
 GroupNorm returns its input's dtype (bf16 under autocast, statistics still fp32) instead of
 autocast's fp32; compiled-autotune = inductor benchmarks more block sizes for each Triton
-kernel at compile time (max_autotune_pointwise, coordinate_descent_tuning: a longer warm-up).
+kernel at compile time (max_autotune_pointwise, coordinate_descent_tuning: a longer warm-up);
+compiled-bernoulli-mask = the ResBlocks' dropout masks drawn by torch's bernoulli_ behind an
+opaque operator (benchmarks/bernoulli_dropout.py), which the fused kernel reads, instead of
+inside the fused kernel with Triton's Philox (one 10-round call per element before torch 2.13).
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
 compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
 smoke-test the path.
@@ -78,6 +81,7 @@ VARIANTS = {
     "compiled-nodropout": Variant(**_COMPILED, change="nodropout"),
     "compiled-gn-bf16": Variant(**_COMPILED, change="gn-bf16"),
     "compiled-autotune": Variant(**_COMPILED, change="autotune"),
+    "compiled-bernoulli-mask": Variant(**_COMPILED, change="bernoulli-mask"),
     "eager-bf16": Variant(bf16=True, channels_last=True, compile=False, tf32=True),
     "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False),
 }
@@ -132,6 +136,11 @@ def variant_context(name: str) -> contextlib.ExitStack:
     stack.enter_context(nchw_code_paths(change == "nchw-paths"))
     stack.enter_context(torch_group_norm(change == "torch-gn"))
     stack.enter_context(gn_group_stats(change == "gn-group-stats"))
+    if change == "bernoulli-mask":
+        from bernoulli_dropout import bernoulli_dropout_forward
+
+        stack.enter_context(mock.patch.object(torch.nn.Dropout, "forward",
+                                              bernoulli_dropout_forward))
     if change in INDUCTOR_PATCHES:
         import torch._inductor.config as inductor_config
 

@@ -9,7 +9,11 @@ measured:
 
   data      fetch + preprocess Fashion-MNIST from a local folder of the four IDX .gz files;
   bench     benchmarks/bench_unet.py: the 56 M CIFAR-10-size U-Net at batch 512 (compiled and
-            eager bf16); bench_fmnist (not in the default list): the Fashion-MNIST GPU preset;
+            eager bf16, or --cifar-variants), then which random-number calls the Triton kernels
+            inductor generated use (summary.json's rng_in_generated_code: tl.rand is one
+            Philox call per element, rand4x one per four; the code cache is
+            TORCHINDUCTOR_CACHE_DIR, by default <tmp>/genlab_inductor); bench_fmnist (not in
+            the default list): the Fashion-MNIST GPU preset;
   profile   (not in the default list) benchmarks/profile_unet.py --compile on the 56 M network
             at batch 512: GPU time per kernel, and which aten op launched each non-Triton
             kernel; with TORCH_LOGS=output_code, so logs/profile_unet.log also holds the code
@@ -66,6 +70,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -180,6 +185,28 @@ def run_parallel(cmds: dict[str, list[str]], logs: Path, timeout: float) -> dict
     return codes
 
 
+RNG_CALLS = ("tl.rand(", "rand4x(", "tl.randn(", "randn4x(")
+
+
+def rng_in_generated_code(cache_dir: Path) -> dict:
+    """How the Triton kernels inductor wrote to cache_dir draw random numbers: for each call
+    in RNG_CALLS, how many kernel source files use it. tl.rand / tl.randn run one 10-round
+    Philox per element; rand4x / randn4x (torch 2.13+) one per four elements."""
+    counts = dict.fromkeys(RNG_CALLS, 0)
+    files = 0
+    for f in cache_dir.rglob("*.py") if cache_dir.is_dir() else []:
+        try:
+            src = f.read_text(errors="replace")
+        except OSError:
+            continue
+        if "@triton.jit" not in src:
+            continue
+        files += 1
+        for call in RNG_CALLS:
+            counts[call] += call in src
+    return {"cache_dir": str(cache_dir), "triton_files": files, "files_calling": counts}
+
+
 def bench_variants() -> list[str]:
     """bench_unet.py's variant names (it imports genlab from this checkout's src/)."""
     here = Path(__file__).resolve().parent
@@ -243,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(root / "src"), str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
     os.environ["PYTHONUNBUFFERED"] = "1"
+    # inductor's code cache at a known place, so the session can report how it draws dropout
+    inductor_cache = Path(os.environ.setdefault(
+        "TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / "genlab_inductor")))
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     res = args.out / "res"
@@ -314,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             # more for compiled-autotune, which benchmarks block sizes for every kernel
             min(170.0 * len(cifar_variants)
                 + (230.0 if "compiled-autotune" in cifar_variants else 0.0), remaining() - 10))
+        summary["rng_in_generated_code"] = rng_in_generated_code(inductor_cache)
         pack()
     if "bench_fmnist" in parts:
         summary["steps"]["bench_fmnist"] = run(

@@ -10,6 +10,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Test files that take minutes, longest first. `make test` runs pytest-xdist with
+# --dist loadfile (every file on one worker, files handed out in collection order), so these
+# go first: started last, the pipeline's module alone would set the suite's wall time.
+LONG_FILES = ("tests/e2e/test_pipeline.py", "tests/test_inductor_layouts.py",
+              "tests/e2e/test_diffusion_stages.py", "tests/e2e/test_resume.py",
+              "tests/e2e/test_presets.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Long files first, the rest in the usual order (a stable sort)."""
+    rank = {path: i for i, path in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.location[0], len(rank)))
+
 
 @pytest.fixture
 def params() -> dict:

@@ -95,7 +95,12 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     with bench.variant_context("compiled-gn-group-stats"):
         assert blocks.GroupNorm.nhwc_stats == "group"
     assert blocks.GroupNorm.nhwc_stats == "channel"
+    forward = torch.nn.Dropout.forward
+    with bench.variant_context("compiled-bernoulli-mask"):
+        assert torch.nn.Dropout.forward.__name__ == "bernoulli_dropout_forward"
+    assert torch.nn.Dropout.forward is forward
     assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
                                                              "gn-group-stats",
                                                              "force-layout", "nodropout",
-                                                             "gn-bf16", "autotune"}
+                                                             "gn-bf16", "autotune",
+                                                             "bernoulli-mask"}

@@ -64,7 +64,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("path,value,message", BAD, ids=[f"{p}={v!r}" for p, v, _ in BAD])
+# ids without object reprs (memory addresses), so every pytest-xdist worker collects the same
+@pytest.mark.parametrize("path,value,message", BAD,
+                         ids=[f"{p}=<deleted>" if v is DELETE else f"{p}={v!r}" for p, v, _ in BAD])
 def test_bad_value_names_its_key(params, path, value, message):
     with pytest.raises(ConfigError) as err:
         validate_params(_set(params, path, value))

@@ -94,3 +94,17 @@ def test_written_since_keeps_only_files_written_after_the_start(tmp_path):
     assert gs.written_since(tmp_path / "figs", t0) == [new]
     assert gs.written_since(old, t0) == [] and gs.written_since(new, t0) == [new]
     assert gs.written_since(tmp_path / "missing", t0) == []
+
+
+def test_rng_in_generated_code_counts_kernel_files_per_call(tmp_path):
+    jit = "import triton\n@triton.jit\ndef k(seed, offs):\n"
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / "c1.py").write_text(jit + "    r = tl.rand(seed, offs)\n")
+    (tmp_path / "ab" / "c2.py").write_text(jit + "    r = triton_helpers.rand4x(seed, offs, 8)\n")
+    (tmp_path / "c3.py").write_text(jit + "    r = tl.randn(seed, o)\n    q = tl.rand(seed, o)\n")
+    (tmp_path / "c4.py").write_text("x = 'tl.rand(' # not a kernel\n")
+    gpu_session = _gpu_session()
+    out = gpu_session.rng_in_generated_code(tmp_path)
+    assert out["triton_files"] == 3
+    assert out["files_calling"] == {"tl.rand(": 2, "rand4x(": 1, "tl.randn(": 1, "randn4x(": 0}
+    assert gpu_session.rng_in_generated_code(tmp_path / "missing")["triton_files"] == 0

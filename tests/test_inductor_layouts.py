@@ -129,14 +129,22 @@ TINY_TRAINING_AUDIT = """
 import dataclasses, json, sys
 sys.path.insert(0, "benchmarks")
 import inductor_layouts as il
-from genlab.models.unet import EDM_CIFAR10
+from bench_unet import variant_context
+import torch
+from genlab.models.unet import EDM_CIFAR10, UNet
 tiny = dataclasses.replace(EDM_CIFAR10, resolution=8, model_channels=16, channel_mult=(1,),
                            num_blocks=1, attn_resolutions=())
-draws = {}
-for kind, (gm, inputs, mode) in il.trace_training(tiny, 4).items():
-    src, _ = il.generate(gm, inputs, mode, backward=kind == "bwd")
-    draws[kind] = il.rng_draws(src)
-print(json.dumps({"draws": draws, "hazards": il.rng_hazards(draws)}))
+out = {"dropouts": sum(isinstance(m, torch.nn.Dropout) and m.p > 0
+                       for m in UNet.from_config(tiny).modules())}
+for variant in ("compiled", "compiled-bernoulli-mask"):
+    draws, masks = {}, {}
+    with variant_context(variant):
+        for kind, (gm, inputs, mode) in il.trace_training(tiny, 4).items():
+            src, _ = il.generate(gm, inputs, mode, backward=kind == "bwd")
+            draws[kind] = il.rng_draws(src)
+            masks[kind] = src.count("= torch.ops.genlab_bench.keep_mask.default(")
+    out[variant] = {"draws": draws, "hazards": il.rng_hazards(draws), "keep_mask": masks}
+print(json.dumps(out))
 """
 
 
@@ -144,13 +152,21 @@ def test_compiled_dropout_masks_are_drawn_once_and_contiguously():
     """The code inductor (the pinned torch) generates for the GPU training step of a small
     U-Net with the CIFAR-10 preset's dropout: the forward draws each ResBlock's mask in a 1-D
     kernel over contiguous offsets and saves it, and the backward draws nothing, so it uses
-    the forward's masks. No CPU run can see this: CPU code has its own RNG path."""
+    the forward's masks. With bench_unet's compiled-bernoulli-mask, the forward calls keep_mask
+    once per ResBlock and no Triton kernel draws; the backward does neither. No CPU
+    run can see this: CPU code has its own RNG path."""
     proc = subprocess.run([sys.executable, "-c", TINY_TRAINING_AUDIT], cwd=ROOT,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    fwd = out["draws"]["fwd-train"]
+    fused = out["compiled"]
+    fwd = fused["draws"]["fwd-train"]
     assert len(fwd) >= 2, out  # one per ResBlock with dropout (some kernels draw for two)
     assert all(d["fn"] == "rand4x" and d["one_d"] and d["contiguous"] for d in fwd), out
-    assert out["draws"]["bwd"] == [] and out["hazards"] == [], out
+    assert fused["draws"]["bwd"] == [] and fused["hazards"] == [], out
+    assert fused["keep_mask"] == {"fwd-train": 0, "bwd": 0}, out
+    bern = out["compiled-bernoulli-mask"]
+    assert bern["draws"] == {"fwd-train": [], "bwd": []}, out
+    assert out["dropouts"] >= 2
+    assert bern["keep_mask"] == {"fwd-train": out["dropouts"], "bwd": 0}, out
