@@ -190,8 +190,10 @@ RNG_CALLS = ("tl.rand(", "rand4x(", "tl.randn(", "randn4x(")
 
 def rng_in_generated_code(cache_dir: Path) -> dict:
     """How the Triton kernels inductor wrote to cache_dir draw random numbers: for each call
-    in RNG_CALLS, how many kernel source files use it. tl.rand / tl.randn run one 10-round
-    Philox per element; rand4x / randn4x (torch 2.13+) one per four elements."""
+    in RNG_CALLS, how many of its Python files holding Triton code use it (kernel files and
+    the wrappers that embed them, so a kernel can count twice: read which calls occur, not
+    how often). tl.rand / tl.randn run one 10-round Philox per element; rand4x / randn4x
+    (torch 2.13+) one per four elements."""
     counts = dict.fromkeys(RNG_CALLS, 0)
     files = 0
     for f in cache_dir.rglob("*.py") if cache_dir.is_dir() else []:
