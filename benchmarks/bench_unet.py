@@ -31,7 +31,11 @@ autocast's fp32; compiled-autotune = inductor benchmarks more block sizes for ea
 kernel at compile time (max_autotune_pointwise, coordinate_descent_tuning: a longer warm-up);
 compiled-bernoulli-mask = the ResBlocks' dropout masks drawn by torch's bernoulli_ behind an
 opaque operator (benchmarks/bernoulli_dropout.py), which the fused kernel reads, instead of
-inside the fused kernel with Triton's Philox (one 10-round call per element before torch 2.13).
+inside the fused kernel with Triton's Philox (one 10-round call per element before torch 2.13);
+compiled-inductor-default = the training step compiled without genlab's inductor options
+(genlab.training.loop.TRAIN_COMPILE_OPTIONS): inductor's own store-or-recompute threshold, so
+the backward writes each recomputed GroupNorm output to memory and reads it back (the step as
+it was before those options).
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
 compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
 smoke-test the path.
@@ -82,6 +86,7 @@ VARIANTS = {
     "compiled-gn-bf16": Variant(**_COMPILED, change="gn-bf16"),
     "compiled-autotune": Variant(**_COMPILED, change="autotune"),
     "compiled-bernoulli-mask": Variant(**_COMPILED, change="bernoulli-mask"),
+    "compiled-inductor-default": Variant(**_COMPILED, change="inductor-default"),
     "eager-bf16": Variant(bf16=True, channels_last=True, compile=False, tf32=True),
     "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False),
 }
@@ -141,6 +146,10 @@ def variant_context(name: str) -> contextlib.ExitStack:
 
         stack.enter_context(mock.patch.object(torch.nn.Dropout, "forward",
                                               bernoulli_dropout_forward))
+    if change == "inductor-default":
+        from genlab.training import loop
+
+        stack.enter_context(mock.patch.dict(loop.TRAIN_COMPILE_OPTIONS, clear=True))
     if change in INDUCTOR_PATCHES:
         import torch._inductor.config as inductor_config
 

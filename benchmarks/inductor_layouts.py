@@ -21,7 +21,10 @@ under "rng_hazards" in the JSON.
         [--save-code DIR] [--json out.json]
 
 --variant takes bench_unet.py's code-level switches: compiled (the training code),
-compiled-nchw-paths, compiled-torch-gn, compiled-gn-group-stats, compiled-force-layout.
+compiled-nchw-paths, compiled-torch-gn, compiled-gn-group-stats, compiled-force-layout,
+compiled-inductor-default, ... The training graphs (fwd-train, bwd) are lowered with the
+training loop's inductor options (genlab.training.loop.TRAIN_COMPILE_OPTIONS), as
+torch.compile gives them in a run; "fwd" without, as sampling compiles it.
 
 Faithfulness: torch's fake tensors give ops their CUDA output layouts (group_norm: NCHW, as
 CUDA runs it), except the convolution, whose layout rule needs cuDNN and is emulated (NHWC out
@@ -252,10 +255,13 @@ def trace_training(preset, batch: int) -> dict[str, tuple]:
     return {kind: _on_fake_cuda(gm) for kind, gm in graphs.items()}
 
 
-def generate(gm, inputs, mode, backward: bool, with_bytes: bool = False) -> tuple[str, bool]:
+def generate(gm, inputs, mode, backward: bool, with_bytes: bool = False,
+             options: dict | None = None) -> tuple[str, bool]:
     """inductor's generated wrapper + Triton source for gm, and its layout_opt decision.
     with_bytes: inductor's benchmark-kernel mode, which writes each kernel's estimated bytes
-    (kernel_num_gb) into its metadata (it also changes a few fusion choices)."""
+    (kernel_num_gb) into its metadata (it also changes a few fusion choices). options:
+    inductor config for this graph, as torch.compile(options=...) gives it (the training
+    step's: genlab.training.loop.TRAIN_COMPILE_OPTIONS)."""
     from torch._inductor import config
     from torch._inductor.debug import DebugContext
     from torch._inductor.fx_passes.replace_random import replace_random_passes
@@ -263,7 +269,8 @@ def generate(gm, inputs, mode, backward: bool, with_bytes: bool = False) -> tupl
     from torch._inductor.virtualized import V
 
     with fake_cuda_tracing(), fake_cuda_device(), mode, V.set_fake_mode(mode), \
-            config.patch(compile_threads=1, benchmark_kernel=with_bytes), DebugContext():
+            config.patch({**(options or {}), "compile_threads": 1,
+                          "benchmark_kernel": with_bytes}), DebugContext():
         replace_random_passes(gm)
         gm.recompile()
         graph = GraphLowering(gm, example_inputs=inputs, shape_env=None, is_inference=False,
@@ -382,6 +389,8 @@ def main(argv: list[str] | None = None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_unet import PRESETS
 
+    from genlab.training import loop
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="edm_cifar10")
     ap.add_argument("--batch", type=int, default=512, help="forward batch (element counts)")
@@ -411,8 +420,12 @@ def main(argv: list[str] | None = None) -> dict:
         for kind in graphs:
             gm, inputs, mode = trace_forward(preset, args.batch) if kind == "fwd" \
                 else training[kind]
+            # the training graphs get the training loop's compile options (read now, so a
+            # variant that patches them counts); "fwd" compiles as sampling does, without
             src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd",
-                                       with_bytes=args.bytes)
+                                       with_bytes=args.bytes,
+                                       options=None if kind == "fwd" else
+                                       dict(loop.TRAIN_COMPILE_OPTIONS))
             kind_draws = rng_draws(src)
             report[kind] = {"batch": args.batch if kind == "fwd" else args.bwd_batch,
                             "inductor_layout_opt": layout_opt, **summarize(src, kind_draws)}

@@ -99,8 +99,16 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     with bench.variant_context("compiled-bernoulli-mask"):
         assert torch.nn.Dropout.forward.__name__ == "bernoulli_dropout_forward"
     assert torch.nn.Dropout.forward is forward
+    from genlab.training import loop
+
+    options = dict(loop.TRAIN_COMPILE_OPTIONS)
+    assert options  # the training setting; the variant is the step without it
+    with bench.variant_context("compiled-inductor-default"):
+        assert loop.TRAIN_COMPILE_OPTIONS == {}
+    assert loop.TRAIN_COMPILE_OPTIONS == options
     assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
                                                              "gn-group-stats",
                                                              "force-layout", "nodropout",
                                                              "gn-bf16", "autotune",
-                                                             "bernoulli-mask"}
+                                                             "bernoulli-mask",
+                                                             "inductor-default"}

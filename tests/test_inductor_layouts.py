@@ -132,6 +132,7 @@ import inductor_layouts as il
 from bench_unet import variant_context
 import torch
 from genlab.models.unet import EDM_CIFAR10, UNet
+from genlab.training.loop import TRAIN_COMPILE_OPTIONS
 tiny = dataclasses.replace(EDM_CIFAR10, resolution=8, model_channels=16, channel_mult=(1,),
                            num_blocks=1, attn_resolutions=())
 out = {"dropouts": sum(isinstance(m, torch.nn.Dropout) and m.p > 0
@@ -140,7 +141,8 @@ for variant in ("compiled", "compiled-bernoulli-mask"):
     draws, masks = {}, {}
     with variant_context(variant):
         for kind, (gm, inputs, mode) in il.trace_training(tiny, 4).items():
-            src, _ = il.generate(gm, inputs, mode, backward=kind == "bwd")
+            src, _ = il.generate(gm, inputs, mode, backward=kind == "bwd",
+                                 options=dict(TRAIN_COMPILE_OPTIONS))
             draws[kind] = il.rng_draws(src)
             masks[kind] = src.count("= torch.ops.genlab_bench.keep_mask.default(")
     out[variant] = {"draws": draws, "hazards": il.rng_hazards(draws), "keep_mask": masks}

@@ -210,3 +210,25 @@ def test_a_row_of_only_the_warm_up_step_has_no_throughput(tmp_path):
                 dataclasses.replace(CFG, steps=2, log_every=1), run)
     assert res.history[0]["examples_per_s"] != res.history[0]["examples_per_s"]  # nan
     assert res.history[1]["examples_per_s"] > 0
+
+
+def test_compiled_training_gets_the_inductor_options(tmp_path):
+    """run.compile compiles the network in place with TRAIN_COMPILE_OPTIONS (the forward and
+    the backward graph get them), and every option is a setting this torch's inductor has:
+    an unknown key would only fail at the first compiled step, after the data were loaded."""
+    import torch._inductor.config as inductor_config
+
+    from genlab.training.loop import TRAIN_COMPILE_OPTIONS
+
+    default = inductor_config.realize_reads_threshold
+    assert TRAIN_COMPILE_OPTIONS["realize_reads_threshold"] > default
+    with inductor_config.patch(TRAIN_COMPILE_OPTIONS):  # raises on an unknown key
+        assert all(getattr(inductor_config, k) == v for k, v in TRAIN_COMPILE_OPTIONS.items())
+    net, batches, run = _setup(tmp_path)
+    calls = []
+    net.compile = lambda **kwargs: calls.append(kwargs)  # records; the net stays eager here
+    res = train(net, DenoisingLoss((0.1, 0.3)), batches, dataclasses.replace(CFG, steps=2),
+                dataclasses.replace(run, compile=True))
+    assert res.steps_done == 2
+    assert calls == [{"options": TRAIN_COMPILE_OPTIONS}]
+    assert calls[0]["options"] is not TRAIN_COMPILE_OPTIONS  # a copy: torch may not mutate it

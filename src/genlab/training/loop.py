@@ -19,6 +19,17 @@ from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_we
 from genlab.training.device import autocast, step_generator
 from genlab.training.ema import ModelEMA
 
+# inductor settings for the compiled training step (torch.compile's options; the forward and
+# the backward graph both get them). realize_reads_threshold is inductor's store-or-recompute
+# rule: a pointwise value that several kernels read is written to memory once it reads more
+# than this many tensors (inductor's default: 4), else each reader recomputes it. In the U-Net's
+# backward, each GroupNorm output is recomputed from x, mean, rstd, weight and bias (5 reads),
+# so at the default it was written as a full fp32 activation by one kernel and read back by
+# the next: 8 bytes per element, where recomputing it needs only the x those kernels load
+# anyway. At 8, the CIFAR-10 U-Net's Triton kernels move 122 GB per batch-512 step instead of
+# 143 GB (benchmarks/inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
+TRAIN_COMPILE_OPTIONS = {"realize_reads_threshold": 8}
+
 # A batch source maps a global step to (x, cond) already on the training device.
 BatchFn = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
 # An objective maps (net, x, cond, generator) to an unreduced per-example loss (B,).
@@ -109,7 +120,7 @@ def train(
     ema = ModelEMA(net, half_life=cfg.ema_half_life, batch_size=cfg.batch_size)
     result = TrainResult(net=net, ema=ema)
     if run.compile:
-        net.compile()
+        net.compile(options=dict(TRAIN_COMPILE_OPTIONS))
 
     # 2. Resume from the last checkpoint of the same config, if any.
     start = _resume(run, net, ema, opt, sched, result)
