@@ -32,7 +32,7 @@ import torch
 from genlab.models.precond import EDMPrecond
 from genlab.models.unet import UNet
 from genlab.objectives.diffusion import EDMLoss
-from genlab.training.loop import TRAIN_COMPILE_OPTIONS
+from genlab.training.loop import compile_for_training
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_unet import PRESETS  # noqa: E402
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
     net = EDMPrecond(UNet.from_config(preset)).to(device)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
-    if args.compile:  # as the training loop compiles it
-        net.compile(options=dict(TRAIN_COMPILE_OPTIONS))
+    if args.compile:
+        compile_for_training(net)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=cuda)
     loss_fn = EDMLoss(label_dropout=0.0)
     x = torch.rand(args.batch, preset.in_channels, preset.resolution, preset.resolution,

@@ -30,6 +30,12 @@ from genlab.training.ema import ModelEMA
 # 143 GB (benchmarks/inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
 TRAIN_COMPILE_OPTIONS = {"realize_reads_threshold": 8}
 
+
+def compile_for_training(net: nn.Module) -> None:
+    """torch.compile net in place (state_dict keys unchanged) as the training step compiles:
+    with a copy of TRAIN_COMPILE_OPTIONS (read now, so a benchmark variant's patch counts)."""
+    net.compile(options=dict(TRAIN_COMPILE_OPTIONS))
+
 # A batch source maps a global step to (x, cond) already on the training device.
 BatchFn = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
 # An objective maps (net, x, cond, generator) to an unreduced per-example loss (B,).
@@ -120,7 +126,7 @@ def train(
     ema = ModelEMA(net, half_life=cfg.ema_half_life, batch_size=cfg.batch_size)
     result = TrainResult(net=net, ema=ema)
     if run.compile:
-        net.compile(options=dict(TRAIN_COMPILE_OPTIONS))
+        compile_for_training(net)
 
     # 2. Resume from the last checkpoint of the same config, if any.
     start = _resume(run, net, ema, opt, sched, result)
