@@ -33,9 +33,11 @@ compiled-bernoulli-mask = the ResBlocks' dropout masks drawn by torch's bernoull
 opaque operator (benchmarks/bernoulli_dropout.py), which the fused kernel reads, instead of
 inside the fused kernel with Triton's Philox (one 10-round call per element before torch 2.13);
 compiled-inductor-default = the training step compiled without genlab's inductor options
-(genlab.training.loop.TRAIN_COMPILE_OPTIONS): inductor's own store-or-recompute threshold, so
-the backward writes each recomputed GroupNorm output to memory and reads it back (the step as
-it was before those options).
+(genlab.training.loop.TRAIN_COMPILE_OPTIONS): inductor's own store-or-recompute thresholds, so
+the backward writes recomputed GroupNorm outputs and gradients to memory as fp32 and reads them
+back (the step as it was before those options); compiled-reads8 = the options as first set
+(only realize_reads_threshold, at 8): the GroupNorm outputs are recomputed, the gradient
+through dropout and SiLU is still written and read back.
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
 compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
 smoke-test the path.
@@ -87,6 +89,7 @@ VARIANTS = {
     "compiled-autotune": Variant(**_COMPILED, change="autotune"),
     "compiled-bernoulli-mask": Variant(**_COMPILED, change="bernoulli-mask"),
     "compiled-inductor-default": Variant(**_COMPILED, change="inductor-default"),
+    "compiled-reads8": Variant(**_COMPILED, change="reads8"),
     "eager-bf16": Variant(bf16=True, channels_last=True, compile=False, tf32=True),
     "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False),
 }
@@ -96,6 +99,13 @@ VARIANTS = {
 INDUCTOR_PATCHES = {
     "force-layout": {"force_layout_optimization": True},
     "autotune": {"max_autotune_pointwise": True, "coordinate_descent_tuning": True},
+}
+
+# the training loop's inductor options (genlab.training.loop.TRAIN_COMPILE_OPTIONS) in place of
+# its own, for the variants that change them
+TRAIN_OPTIONS_PATCHES = {
+    "inductor-default": {},
+    "reads8": {"realize_reads_threshold": 8},
 }
 
 
@@ -146,10 +156,11 @@ def variant_context(name: str) -> contextlib.ExitStack:
 
         stack.enter_context(mock.patch.object(torch.nn.Dropout, "forward",
                                               bernoulli_dropout_forward))
-    if change == "inductor-default":
+    if change in TRAIN_OPTIONS_PATCHES:
         from genlab.training import loop
 
-        stack.enter_context(mock.patch.dict(loop.TRAIN_COMPILE_OPTIONS, clear=True))
+        stack.enter_context(mock.patch.dict(loop.TRAIN_COMPILE_OPTIONS,
+                                            TRAIN_OPTIONS_PATCHES[change], clear=True))
     if change in INDUCTOR_PATCHES:
         import torch._inductor.config as inductor_config
 

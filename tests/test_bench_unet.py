@@ -106,9 +106,12 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     with bench.variant_context("compiled-inductor-default"):
         assert loop.TRAIN_COMPILE_OPTIONS == {}
     assert loop.TRAIN_COMPILE_OPTIONS == options
+    with bench.variant_context("compiled-reads8"):
+        assert loop.TRAIN_COMPILE_OPTIONS == {"realize_reads_threshold": 8} != options
+    assert loop.TRAIN_COMPILE_OPTIONS == options
     assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
                                                              "gn-group-stats",
                                                              "force-layout", "nodropout",
                                                              "gn-bf16", "autotune",
                                                              "bernoulli-mask",
-                                                             "inductor-default"}
+                                                             "inductor-default", "reads8"}

@@ -172,3 +172,51 @@ def test_compiled_dropout_masks_are_drawn_once_and_contiguously():
     assert bern["draws"] == {"fwd-train": [], "bwd": []}, out
     assert out["dropouts"] >= 2
     assert bern["keep_mask"] == {"fwd-train": out["dropouts"], "bwd": 0}, out
+
+
+RESBLOCK_BACKWARD_AUDIT = """
+import json, re, sys, types
+sys.path.insert(0, "benchmarks")
+import inductor_layouts as il
+import torch
+from torch import nn
+from genlab.nn.blocks import ResBlock
+from genlab.training.loop import TRAIN_COMPILE_OPTIONS
+B, C, R = 4, 32, 8
+
+class Net(nn.Module):  # one ResBlock with its embedding and dropout, as in the U-Net
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Linear(1, 16)
+        self.block = ResBlock(C, C, 16, dropout=0.1)
+
+    def forward(self, x, sigma):
+        return self.block(x, self.emb(sigma[:, None]))
+
+il._net = lambda preset: Net().to(memory_format=torch.channels_last).train()
+gm, inputs, mode = il.trace_training(types.SimpleNamespace(in_channels=C, resolution=R), B)["bwd"]
+out = {}
+for name, options in (("training", dict(TRAIN_COMPILE_OPTIONS)), ("inductor-default", {})):
+    src, _ = il.generate(gm, inputs, mode, backward=True, with_bytes=True, options=options)
+    wrapper = re.sub(r"'''.*?'''", "''", src, flags=re.S)
+    full = rf"empty_strided_cuda\\(\\({B}, {C}, {R}, {R}\\), [^)]*\\), torch\\.float32\\)"
+    out[name] = {"fp32_activations": len(re.findall(full, wrapper)),
+                 "gb": il.summarize(src)["triton_gb"]}
+print(json.dumps(out))
+"""
+
+
+def test_training_options_recompute_instead_of_storing_fp32_activations():
+    """The backward inductor (the pinned torch) generates for the GPU from one U-Net ResBlock:
+    with the training loop's inductor options (genlab.training.loop.TRAIN_COMPILE_OPTIONS) no
+    kernel writes a full-size fp32 activation for another to read back (the GroupNorm output
+    and the gradient through dropout and SiLU are recomputed where they are read), and the
+    Triton kernels' estimated bytes drop; at inductor's defaults at least one is written."""
+    proc = subprocess.run([sys.executable, "-c", RESBLOCK_BACKWARD_AUDIT], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["training"]["fp32_activations"] == 0, out
+    assert out["inductor-default"]["fp32_activations"] >= 1, out
+    assert out["training"]["gb"] < out["inductor-default"]["gb"], out

@@ -20,15 +20,20 @@ from genlab.training.device import autocast, step_generator
 from genlab.training.ema import ModelEMA
 
 # inductor settings for the compiled training step (torch.compile's options; the forward and
-# the backward graph both get them). realize_reads_threshold is inductor's store-or-recompute
-# rule: a pointwise value that several kernels read is written to memory once it reads more
-# than this many tensors (inductor's default: 4), else each reader recomputes it. In the U-Net's
-# backward, each GroupNorm output is recomputed from x, mean, rstd, weight and bias (5 reads),
-# so at the default it was written as a full fp32 activation by one kernel and read back by
-# the next: 8 bytes per element, where recomputing it needs only the x those kernels load
-# anyway. At 8, the CIFAR-10 U-Net's Triton kernels move 122 GB per batch-512 step instead of
-# 143 GB (benchmarks/inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
-TRAIN_COMPILE_OPTIONS = {"realize_reads_threshold": 8}
+# the backward graph both get them): inductor's store-or-recompute rules. A pointwise value
+# (say, a GroupNorm output, or the gradient after dropout and SiLU) that several kernels read
+# is written to memory once it reads more than realize_reads_threshold tensors (inductor's
+# default: 4); one that feeds a single kernel is written once it has accumulated more than
+# realize_acc_reads_threshold reads (default 8) or more than realize_opcount_threshold
+# operations (default 30). In the U-Net's backward each GroupNorm's gradient needs the
+# GroupNorm output (recomputed from x, mean, rstd, weight, bias and the block's scale and
+# shift) and the gradient through dropout and SiLU: past those defaults inductor wrote them as
+# full-size fp32 activations and read them back (up to 8 bytes per element each), where
+# recomputing them needs only the x, mask and incoming gradient those kernels load anyway. All
+# three raised, the CIFAR-10 U-Net's Triton kernels move 106 GB per batch-512 step instead of
+# 143 GB (inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
+TRAIN_COMPILE_OPTIONS = {"realize_reads_threshold": 16, "realize_acc_reads_threshold": 16,
+                         "realize_opcount_threshold": 100}
 
 
 def compile_for_training(net: nn.Module) -> None:
