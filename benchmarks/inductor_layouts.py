@@ -207,14 +207,16 @@ def _on_fake_cuda(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, list,
     return gm, inputs, mode
 
 
-def trace_training(preset, batch: int) -> dict[str, tuple]:
+def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> dict[str, tuple]:
     """The training step's forward ("fwd-train": the outputs include what it saves for the
     backward) and backward ("bwd") graphs as inductor gets them: aot_autograd's joint graph
     through inductor's own partition function (its joint-graph passes, among them the one
     that turns dropout's random draws into inductor's RNG, then the min-cut partitioner).
     Traced on the CPU (the autograd engine needs a real device) under bf16 autocast, moved
     to CUDA. Nothing is computed: the compiled graphs stand in by returning uninitialised
-    tensors of their outputs' shapes (never touched, so a batch of 512 costs no memory)."""
+    tensors of their outputs' shapes (never touched, so a batch of 512 costs no memory).
+    net: any module called as net(x, sigma) with x of the preset's channels and resolution
+    (channels_last, train mode); by default the preset's EDM-preconditioned U-Net."""
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
     from torch._guards import detect_fake_mode
@@ -245,7 +247,7 @@ def trace_training(preset, batch: int) -> dict[str, tuple]:
                                      bw_compiler=keep("bwd"), partition_fn=partition,
                                      decompositions=select_decomp_table())
 
-    net = _net(preset)
+    net = _net(preset) if net is None else net
     c, r = preset.in_channels, preset.resolution
     x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -358,6 +360,13 @@ def rng_hazards(graphs: dict[str, list[dict]]) -> list[str]:
     return out
 
 
+def wrapper_code(src: str) -> str:
+    """Generated code without the Triton kernel sources (in triple quotes): the wrapper that
+    allocates buffers and launches kernels. In benchmark-kernel mode each kernel source holds
+    a harness that allocates and launches once more, which would otherwise count too."""
+    return re.sub(r"'''.*?'''", "''", src, flags=re.S)
+
+
 def summarize(src: str, draws: list[dict] | None = None) -> dict:
     """Kernel counts, transposing kernels, cuDNN argument layouts and random draws (draws:
     rng_draws(src), if the caller has it already) of generated code."""
@@ -376,10 +385,8 @@ def summarize(src: str, draws: list[dict] | None = None) -> dict:
               "transposed_elements": sum(int(y) * int(x) for _, y, x in tiled),
               "cudnn_args": dict(sorted(convs.items()))}
     gb = dict(re.findall(r"'kernel_name': '(triton_\w+)'.*?'kernel_num_gb': ([0-9.e-]+)", src))
-    if gb:  # bytes each launch moves (inductor's estimate) x launches in the wrapper; the
-        # kernel sources (in triple quotes) are cut first: each holds a benchmark harness
-        # that launches its kernel once more
-        wrapper = re.sub(r"'''.*?'''", "''", src, flags=re.S)
+    if gb:  # bytes each launch moves (inductor's estimate) x launches in the wrapper
+        wrapper = wrapper_code(src)
         launches = collections.Counter(re.findall(r"^\s+(triton_\w+)\.run\(", wrapper, re.M))
         report["triton_gb"] = sum(float(gb[k]) * n for k, n in launches.items() if k in gb)
     return report

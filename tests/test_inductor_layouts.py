@@ -193,12 +193,13 @@ class Net(nn.Module):  # one ResBlock with its embedding and dropout, as in the 
     def forward(self, x, sigma):
         return self.block(x, self.emb(sigma[:, None]))
 
-il._net = lambda preset: Net().to(memory_format=torch.channels_last).train()
-gm, inputs, mode = il.trace_training(types.SimpleNamespace(in_channels=C, resolution=R), B)["bwd"]
+net = Net().to(memory_format=torch.channels_last).train()
+shape = types.SimpleNamespace(in_channels=C, resolution=R)
+gm, inputs, mode = il.trace_training(shape, B, net=net)["bwd"]
 out = {}
 for name, options in (("training", dict(TRAIN_COMPILE_OPTIONS)), ("inductor-default", {})):
     src, _ = il.generate(gm, inputs, mode, backward=True, with_bytes=True, options=options)
-    wrapper = re.sub(r"'''.*?'''", "''", src, flags=re.S)
+    wrapper = il.wrapper_code(src)
     full = rf"empty_strided_cuda\\(\\({B}, {C}, {R}, {R}\\), [^)]*\\), torch\\.float32\\)"
     out[name] = {"fp32_activations": len(re.findall(full, wrapper)),
                  "gb": il.summarize(src)["triton_gb"]}
