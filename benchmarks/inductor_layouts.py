@@ -30,8 +30,11 @@ Faithfulness: torch's fake tensors give ops their CUDA output layouts (group_nor
 CUDA runs it), except the convolution, whose layout rule needs cuDNN and is emulated (NHWC out
 if input or weight suggests NHWC, cuDNN's rule). The backward is traced on the CPU, where
 torch's own group_norm keeps NHWC: with --variant compiled-torch-gn the backward count is not
-the GPU's. Device properties are an H100's (132 SMs, sm_90). This patches torch internals for
-the length of the run (torch 2.14), so run it as its own process, as the test does.
+the GPU's. inductor's decompositions that branch on the device take the GPU's branch there
+(the convolution backward's bias gradient becomes a sum in Triton, as on the GPU; traced with
+the CPU's branch it stayed in the convolution call, and the byte estimate lacked its reads).
+Device properties are an H100's (132 SMs, sm_90). This patches torch internals for the length
+of the run (torch 2.14), so run it as its own process, as the test does.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ from unittest import mock
 
 import torch
 
-CONV_FWD = re.compile(r"extern_kernels\.convolution\((\w+), (\w+),")
-CONV_BWD = re.compile(r"torch\.ops\.aten\.convolution_backward\.default\((\w+), (\w+), (\w+),")
+# a kernel argument: a buffer's name, or a view of one made in the call
+ARG = r"(\w+|reinterpret_tensor\(\w+, \([^)]*\), \([^)]*\), \w+\))"
+CONV_FWD = re.compile(rf"extern_kernels\.convolution\({ARG}, {ARG},")
+CONV_BWD = re.compile(rf"torch\.ops\.aten\.convolution_backward\.default\({ARG}, {ARG}, {ARG},")
 TILED = re.compile(r"def (triton_\w+)\(.*?\n    ynumel = (\d+)\n    xnumel = (\d+)")
 KERNEL = re.compile(r"^(triton_\w+) = async_compile\.triton", re.M)
 SHAPE_STRIDE = r"\(([^)]*)\), \(([^)]*)\)"
@@ -250,7 +255,12 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
     net = _net(preset) if net is None else net
     c, r = preset.in_channels, preset.resolution
     x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    # inductor's decompositions that branch on the device take the GPU's branch (the
+    # convolution backward's bias gradient: a sum inductor generates, not cuDNN's)
+    import torch._inductor.decomposition as inductor_decomp
+
+    with _patch_all([(inductor_decomp, "is_gpu", lambda _device: True)]), \
+            torch.autocast("cpu", dtype=torch.bfloat16):
         out = torch.compile(net, backend=backend, fullgraph=True)(x, torch.rand(batch) + 0.5)
     (out.float() - x).square().mean().backward()
     torch._dynamo.reset()
@@ -305,9 +315,14 @@ def _layouts_by_name(src: str) -> dict[str, tuple[list[int], list[int]]]:
 
 
 def _layout(table, name: str) -> str:
-    """conv_layouts.layout of the buffer `name`, from its size and stride in the wrapper."""
+    """conv_layouts.layout of the buffer `name` (or of a reinterpret_tensor view written in
+    the call), from its size and stride in the wrapper."""
     from conv_layouts import layout
 
+    view = re.fullmatch(rf"reinterpret_tensor\(\w+, {SHAPE_STRIDE}, \w+\)", name)
+    if view:
+        shape, stride = ([int(v) for v in g.split(",") if v.strip()] for g in view.groups())
+        table = {name: (shape, stride)}
     if name not in table:
         return "unresolved"
     shape, stride = table[name]
