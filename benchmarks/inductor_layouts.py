@@ -51,8 +51,9 @@ from unittest import mock
 
 import torch
 
-# a kernel argument: a buffer's name, or a view of one made in the call
-ARG = r"(\w+|reinterpret_tensor\(\w+, \([^)]*\), \([^)]*\), \w+\))"
+# a view made in a kernel call; a kernel argument is a buffer's name or such a view
+VIEW = r"reinterpret_tensor\(\w+, \([^)]*\), \([^)]*\), \w+\)"
+ARG = rf"(\w+|{VIEW})"
 CONV_FWD = re.compile(rf"extern_kernels\.convolution\({ARG}, {ARG},")
 CONV_BWD = re.compile(rf"torch\.ops\.aten\.convolution_backward\.default\({ARG}, {ARG}, {ARG},")
 TILED = re.compile(r"def (triton_\w+)\(.*?\n    ynumel = (\d+)\n    xnumel = (\d+)")
@@ -225,6 +226,7 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
     from torch._guards import detect_fake_mode
+    from torch._inductor import decomposition as inductor_decomp
     from torch._inductor.compile_fx import partition_fn
     from torch._inductor.decomposition import select_decomp_table
     from torch._inductor.virtualized import V
@@ -257,8 +259,6 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
     x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
     # inductor's decompositions that branch on the device take the GPU's branch (the
     # convolution backward's bias gradient: a sum inductor generates, not cuDNN's)
-    import torch._inductor.decomposition as inductor_decomp
-
     with _patch_all([(inductor_decomp, "is_gpu", lambda _device: True)]), \
             torch.autocast("cpu", dtype=torch.bfloat16):
         out = torch.compile(net, backend=backend, fullgraph=True)(x, torch.rand(batch) + 0.5)
@@ -305,8 +305,10 @@ def _layouts_by_name(src: str) -> dict[str, tuple[list[int], list[int]]]:
         shapes, strides = ast.literal_eval(f"({m.group(2)})")
         for name, shape, stride in zip(names, shapes, strides, strict=True):
             seen.setdefault(name, (",".join(map(str, shape)), ",".join(map(str, stride))))
-    for m in re.finditer(rf"(\w+) = reinterpret_tensor\((\w+), {SHAPE_STRIDE}", src):
-        seen[m.group(1)] = (m.group(3), m.group(4))
+    for m in re.finditer(rf"(?:(\w+) = )?({VIEW})", src):
+        # a view assigned to a name, or written in a call (its text then stands for its name)
+        shape, stride, _offset = ast.literal_eval(m.group(2).split(", ", 1)[1][:-1])
+        seen[m.group(1) or m.group(2)] = (",".join(map(str, shape)), ",".join(map(str, stride)))
     for m in re.finditer(r"(\w+) = (\w+); del \2  # reuse", src):
         if m.group(2) in seen:
             seen.setdefault(m.group(1), seen[m.group(2)])
@@ -319,10 +321,6 @@ def _layout(table, name: str) -> str:
     the call), from its size and stride in the wrapper."""
     from conv_layouts import layout
 
-    view = re.fullmatch(rf"reinterpret_tensor\(\w+, {SHAPE_STRIDE}, \w+\)", name)
-    if view:
-        shape, stride = ([int(v) for v in g.split(",") if v.strip()] for g in view.groups())
-        table = {name: (shape, stride)}
     if name not in table:
         return "unresolved"
     shape, stride = table[name]
