@@ -228,7 +228,6 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
     from torch._guards import detect_fake_mode
     from torch._inductor import decomposition as inductor_decomp
     from torch._inductor.compile_fx import partition_fn
-    from torch._inductor.decomposition import select_decomp_table
     from torch._inductor.virtualized import V
 
     graphs = {}
@@ -252,7 +251,7 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
     def backend(gm, inputs):
         return aot_module_simplified(gm, inputs, fw_compiler=keep("fwd-train"),
                                      bw_compiler=keep("bwd"), partition_fn=partition,
-                                     decompositions=select_decomp_table())
+                                     decompositions=inductor_decomp.select_decomp_table())
 
     net = _net(preset) if net is None else net
     c, r = preset.in_channels, preset.resolution
