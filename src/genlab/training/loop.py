@@ -30,8 +30,8 @@ from genlab.training.ema import ModelEMA
 # shift) and the gradient through dropout and SiLU: past those defaults inductor wrote them as
 # full-size fp32 activations and read them back (up to 8 bytes per element each), where
 # recomputing them needs only the x, mask and incoming gradient those kernels load anyway. All
-# three raised, the CIFAR-10 U-Net's Triton kernels move 106 GB per batch-512 step instead of
-# 143 GB (inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
+# three raised, the CIFAR-10 U-Net's Triton kernels move 115 GB per batch-512 step instead of
+# 152 GB (inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
 TRAIN_COMPILE_OPTIONS = {"realize_reads_threshold": 16, "realize_acc_reads_threshold": 16,
                          "realize_opcount_threshold": 100}
 
