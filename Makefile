@@ -57,10 +57,10 @@ bench: setup
 # Diffusion speed (meant for a GPU; on a CPU they only smoke-test the path, so shrink them).
 # BENCH_ARGS passes options through, e.g. make bench-unet BENCH_ARGS="--variants compiled".
 bench-unet: setup
-	$(PY) benchmarks/bench_unet.py $(BENCH_ARGS)
+	$(PY) benchmarks/gpu/bench_unet.py $(BENCH_ARGS)
 
 bench-sampling: setup        # needs models/edm_fmnist.pt (dvc repro train@edm_fmnist)
 	$(PY) benchmarks/bench_sampling.py edm_fmnist $(BENCH_ARGS)
 
 profile-unet: setup
-	$(PY) benchmarks/profile_unet.py $(BENCH_ARGS)
+	$(PY) benchmarks/gpu/profile_unet.py $(BENCH_ARGS)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Test files that take minutes, longest first. `make test` runs pytest-xdist with
 # --dist loadfile (every file on one worker, files handed out in collection order), so these
 # go first: started last, the pipeline's module alone would set the suite's wall time.
-LONG_FILES = ("tests/e2e/test_pipeline.py", "tests/test_inductor_layouts.py",
+LONG_FILES = ("tests/e2e/test_pipeline.py", "tests/benchmarks/gpu/test_inductor_layouts.py",
               "tests/e2e/test_diffusion_stages.py", "tests/e2e/test_resume.py",
               "tests/e2e/test_presets.py")
 

@@ -83,6 +83,36 @@ def test_spatial_attention_channels_last_agrees():
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_spatial_attention_nhwc_paths_equal_the_plain_path_and_keep_nhwc():
+    """The plain block is the reference: on a channels_last float64 input the NHWC paths
+    (layout-keeping GroupNorm, token-major head split) give its output and every gradient,
+    and the input's gradient stays NHWC."""
+    plain = _spatial(dtype=torch.float64).to(memory_format=torch.channels_last)
+    nhwc = SpatialSelfAttention(8, num_heads=2, nhwc_paths=True).double()
+    assert nhwc.state_dict().keys() == plain.state_dict().keys()
+    nhwc.load_state_dict(plain.state_dict())
+    nhwc = nhwc.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 8, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(2, 8, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    g = g.contiguous(memory_format=torch.channels_last)
+
+    def grads(attn):
+        xr = x.clone().requires_grad_()
+        out = attn(xr)
+        params = dict(attn.named_parameters())
+        return out, torch.autograd.grad(out, [xr, *params.values()], g), list(params)
+
+    ref, ref_grads, names = grads(plain)
+    out, out_grads, _ = grads(nhwc)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for name, a, b in zip(["x", *names], out_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert out_grads[0].is_contiguous(memory_format=torch.channels_last)
+    assert type(plain.norm) is nn.GroupNorm and type(nhwc.norm) is not nn.GroupNorm
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_sequence_attention_matches_explicit_and_torch(causal):
     torch.manual_seed(0)

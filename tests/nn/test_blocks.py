@@ -1,4 +1,5 @@
-"""ResBlock, resampling and GroupNorm sizing: identity at init, closed-form forward, shapes."""
+"""ResBlock, resampling and GroupNorm: identity at init, closed-form forward, shapes, and the
+NHWC paths (nhwc_paths=True) against the plain torch path, values, gradients and layouts."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import torch.nn.functional as F
 
 from genlab.nn.blocks import (
     Downsample,
-    GroupNorm,
+    NHWCGroupNorm,
     ResBlock,
     Upsample,
     avg_pool2x,
     cat_channels,
+    cat_skip,
     channels_last_grad,
     group_norm,
     is_channels_last,
@@ -34,13 +36,16 @@ def test_group_norm_group_count(channels, groups):
     assert group_norm(channels).num_groups == groups
 
 
-@pytest.mark.parametrize("stats", ["channel", "group"])
+def test_group_norm_is_torchs_module_unless_nhwc_paths():
+    plain, nhwc = group_norm(16), group_norm(16, nhwc_paths=True)
+    assert type(plain) is torch.nn.GroupNorm and isinstance(nhwc, NHWCGroupNorm)
+    assert (nhwc.num_groups, nhwc.eps) == (plain.num_groups, plain.eps) == (4, 1e-6)
+
+
 @pytest.mark.parametrize("channels,groups,affine", [(12, 3, True), (8, 8, True), (6, 1, False)])
-def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, affine, stats,
-                                                            monkeypatch):
+def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, affine):
     """Oracle: F.group_norm in float64, output and gradients (input, weight, bias)."""
-    monkeypatch.setattr(GroupNorm, "nhwc_stats", stats)
-    norm = GroupNorm(groups, channels, eps=1e-5, affine=affine).double()
+    norm = NHWCGroupNorm(groups, channels, eps=1e-5, affine=affine).double()
     if affine:
         randomize_(norm, std=0.5)
     x = _x(3, channels, 5, 4, dtype=torch.float64).mul(3).add(1)
@@ -59,23 +64,19 @@ def test_nhwc_group_norm_matches_torch_and_keeps_the_layout(channels, groups, af
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("stats", ["channel", "group"])
-def test_nhwc_group_norm_of_bf16_computes_and_returns_fp32(stats, monkeypatch):
+def test_nhwc_group_norm_of_bf16_computes_and_returns_fp32():
     """What autocast does with torch's group_norm: fp32 statistics and an fp32 output."""
-    monkeypatch.setattr(GroupNorm, "nhwc_stats", stats)
-    norm = randomize_(GroupNorm(4, 16), std=0.5)
+    norm = randomize_(NHWCGroupNorm(4, 16), std=0.5)
     x = _x(2, 16, 6, 6).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     y = norm(x)
     assert y.dtype == torch.float32 and is_channels_last(y)
     torch.testing.assert_close(y, F.group_norm(x.float(), 4, norm.weight, norm.bias, norm.eps))
 
 
-@pytest.mark.parametrize("stats", ["channel", "group"])
-def test_nhwc_group_norm_in_fp32_is_as_accurate_as_torchs(stats, monkeypatch):
+def test_nhwc_group_norm_in_fp32_is_as_accurate_as_torchs():
     """A large mean next to a unit spread (cancellation): the fp32 error against a float64
     oracle stays within 2x torch's own fp32 group_norm error."""
-    monkeypatch.setattr(GroupNorm, "nhwc_stats", stats)
-    norm = randomize_(GroupNorm(8, 64), std=0.5)
+    norm = randomize_(NHWCGroupNorm(8, 64), std=0.5)
     x = _x(4, 64, 16, 16, dtype=torch.float64) + 100.0
     w, b = norm.weight.detach(), norm.bias.detach()
     ref = F.group_norm(x, 8, w.double(), b.double(), norm.eps)
@@ -85,9 +86,9 @@ def test_nhwc_group_norm_in_fp32_is_as_accurate_as_torchs(stats, monkeypatch):
     assert (ours.double() - ref).abs().max() <= 2 * torch_err + 1e-7
 
 
-def test_group_norm_takes_torchs_op_for_nchw_and_loads_nn_groupnorm_weights():
+def test_nhwc_group_norm_takes_torchs_op_for_nchw_and_loads_nn_groupnorm_weights():
     torch.manual_seed(0)
-    ours = group_norm(16)
+    ours = group_norm(16, nhwc_paths=True)
     theirs = randomize_(torch.nn.GroupNorm(4, 16, eps=1e-6), std=0.5)
     ours.load_state_dict(theirs.state_dict())  # same keys and shapes: old checkpoints load
     x = _x(2, 16, 3, 3)
@@ -95,11 +96,17 @@ def test_group_norm_takes_torchs_op_for_nchw_and_loads_nn_groupnorm_weights():
     assert isinstance(ours, torch.nn.GroupNorm) and ours.num_groups == 4
 
 
-def test_resample_oracles():
+@pytest.mark.parametrize("nhwc_paths", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_resample_oracles(nhwc_paths, channels_last):
     x = _x(2, 3, 4, 6)
-    torch.testing.assert_close(resample(x, "down"), x.reshape(2, 3, 2, 2, 3, 2).mean((3, 5)))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    down = resample(x, "down", nhwc_paths)
+    torch.testing.assert_close(down, x.reshape(2, 3, 2, 2, 3, 2).mean((3, 5)))
     up = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
-    assert torch.equal(resample(x, "up"), up) and resample(x, "none") is x
+    assert torch.equal(resample(x, "up", nhwc_paths), up)
+    assert resample(x, "none", nhwc_paths) is x
 
 
 def test_nhwc_upsampling_matches_interpolate_and_keeps_the_layout():
@@ -143,6 +150,19 @@ def test_nhwc_avg_pool_matches_avg_pool2d_and_keeps_the_layout():
     assert torch.equal(avg_pool2x(odd), F.avg_pool2d(odd, 2))  # floors the odd side like it
 
 
+def test_cat_skip_is_torch_cat_and_its_nhwc_path_keeps_nhwc_with_dense_gradients():
+    h, skip = _x(2, 6, 3, 3), _x(2, 4, 3, 3, seed=1)
+    assert torch.equal(cat_skip(h, skip), torch.cat([h, skip], dim=1))
+    h_cl, skip_cl = (t.contiguous(memory_format=torch.channels_last).requires_grad_()
+                     for t in (h, skip))
+    out = cat_skip(h_cl, skip_cl, nhwc_paths=True)
+    assert torch.equal(out, torch.cat([h, skip], dim=1)) and is_channels_last(out)
+    g = _x(2, 10, 3, 3, seed=2).contiguous(memory_format=torch.channels_last)
+    out.backward(g)
+    assert torch.equal(h_cl.grad, g[:, :6]) and torch.equal(skip_cl.grad, g[:, 6:])
+    assert h_cl.grad.is_contiguous(memory_format=torch.channels_last)  # not a channel slice
+
+
 def test_channels_last_grad_is_identity_with_a_dense_nhwc_gradient():
     x = _x(2, 6, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_()
     y = channels_last_grad(x)
@@ -155,6 +175,63 @@ def test_channels_last_grad_is_identity_with_a_dense_nhwc_gradient():
     assert x.grad.is_contiguous(memory_format=torch.channels_last)  # not a channel slice
     nchw = _x(2, 6, 3, 3)
     assert channels_last_grad(nchw) is nchw  # NCHW: untouched, no autograd node
+
+
+def _grads(module, x, *args):
+    """module(x, *args) and the gradients of <out, g> for a fixed NHWC g: w.r.t. x, then each
+    parameter by name."""
+    x = x.detach().clone().requires_grad_()
+    out = module(x, *args)
+    g = _x(*out.shape, seed=7, dtype=out.dtype).contiguous(memory_format=torch.channels_last)
+    params = dict(module.named_parameters())
+    grads = torch.autograd.grad(out, [x, *params.values()], g)
+    return out, grads[0], dict(zip(params, grads[1:], strict=True))
+
+
+@pytest.mark.parametrize("mode", ["none", "up", "down"])
+def test_resblock_nhwc_paths_equal_the_plain_path_and_keep_nhwc(mode):
+    """The plain block is the reference: on a channels_last float64 input the NHWC paths give
+    its output and every gradient, laid out NHWC."""
+    torch.manual_seed(0)
+    plain = randomize_(ResBlock(8, 12, emb_dim=6, resample=mode), std=0.3).double()
+    nhwc = ResBlock(8, 12, emb_dim=6, resample=mode, nhwc_paths=True).double()
+    assert nhwc.state_dict().keys() == plain.state_dict().keys()
+    nhwc.load_state_dict(plain.state_dict())
+    x = (_x(3, 8, 6, 4, dtype=torch.float64) * 2 + 1).contiguous(
+        memory_format=torch.channels_last)
+    emb = _x(3, 6, seed=1, dtype=torch.float64)
+    ref, ref_gx, ref_g = _grads(plain.to(memory_format=torch.channels_last), x, emb)
+    out, gx, g = _grads(nhwc.to(memory_format=torch.channels_last), x, emb)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, ref_gx, rtol=1e-12, atol=1e-12)
+    for name in ref_g:
+        torch.testing.assert_close(g[name], ref_g[name], rtol=1e-12, atol=1e-12, msg=name)
+    assert is_channels_last(out) and is_channels_last(gx)
+
+
+def _aten_ops(module, *inputs) -> set[str]:
+    """The aten ops of module's forward and backward, traced (make_fx)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def step(x, *rest):
+        return torch.autograd.grad(module(x, *rest).sum(), x)
+
+    gm = make_fx(step)(inputs[0].requires_grad_(), *inputs[1:])
+    return {str(n.target).split(".")[1] for n in gm.graph.nodes if n.op == "call_function"
+            and str(n.target).startswith("aten.")}
+
+
+@pytest.mark.parametrize("mode,plain_op", [("up", "upsample_nearest2d"), ("down", "avg_pool2d")])
+def test_resblock_plain_path_runs_torchs_ops_on_nhwc_inputs(mode, plain_op):
+    """nhwc_paths=False: torch's group_norm and resampling, whatever the input's layout; the
+    NHWC paths replace exactly those."""
+    torch.manual_seed(0)
+    x = _x(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+    emb = _x(2, 6, seed=1)
+    plain = _aten_ops(ResBlock(8, 8, emb_dim=6, resample=mode), x.clone(), emb)
+    nhwc = _aten_ops(ResBlock(8, 8, emb_dim=6, resample=mode, nhwc_paths=True), x.clone(), emb)
+    assert {"native_group_norm", plain_op} <= plain
+    assert not {"native_group_norm", plain_op} & nhwc
 
 
 @pytest.mark.parametrize("mode", ["none", "up", "down"])
@@ -213,6 +290,10 @@ def test_downsample_and_upsample():
     assert list(Downsample(4).parameters()) == []
     assert torch.equal(Upsample(4)(x), resample(x, "up"))
     assert Upsample(4, mode="conv")(x).shape == (2, 4, 12, 12)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    down, up = Downsample(4, nhwc_paths=True)(x_cl), Upsample(4, nhwc_paths=True)(x_cl)
+    torch.testing.assert_close(down, F.avg_pool2d(x, 2))
+    assert torch.equal(up, resample(x, "up")) and is_channels_last(down) and is_channels_last(up)
     with pytest.raises(ValueError, match="mode"):
         Downsample(4, mode="max")
     with pytest.raises(ValueError, match="mode"):

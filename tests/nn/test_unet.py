@@ -15,6 +15,7 @@ from genlab.models.unet import (
     UNetConfig,
     count_parameters,
 )
+from genlab.nn.blocks import NHWCGroupNorm
 from tests.nn.helpers import grad_report, randomize_
 
 torch.set_num_threads(1)
@@ -126,34 +127,54 @@ def test_channels_last_agrees():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_channels_last_training_agrees_in_forward_and_gradients():
-    """The NHWC code paths (token-major attention, NHWC upsampling, dense cat gradients)
-    compute what the NCHW ones do, for the output and every gradient."""
-    net = randomize_(tiny(channel_mult=(1, 2, 2), attn_resolutions=(14, 7), num_heads=2,
-                          label_dim=3), std=0.2)
-    x, sigma, labels = _randn(2, 1, 28, 28), torch.tensor([0.1, 1.0]), torch.tensor([2, -1])
+def test_nhwc_paths_equal_the_plain_path_in_forward_and_gradients():
+    """The plain U-Net is the reference: with nhwc_paths=True (layout-keeping GroupNorm,
+    token-major attention, NHWC resampling, dense cat gradients), a channels_last float64
+    net gives its output and every gradient, all laid out NHWC."""
+    kw = dict(channel_mult=(1, 2, 2), attn_resolutions=(14, 7), num_heads=2, label_dim=3)
+    plain = randomize_(tiny(**kw), std=0.2).double().to(memory_format=torch.channels_last)
+    nhwc = tiny(**kw, nhwc_paths=True).double()
+    assert nhwc.state_dict().keys() == plain.state_dict().keys()
+    nhwc.load_state_dict(plain.state_dict())
+    nhwc = nhwc.to(memory_format=torch.channels_last)
+    x = _randn(2, 1, 28, 28).double().contiguous(memory_format=torch.channels_last)
+    sigma, labels = torch.tensor([0.1, 1.0], dtype=torch.float64), torch.tensor([2, -1])
 
-    def grads(net, x):
-        x = x.clone().requires_grad_()
-        out = net(x, sigma, labels)
+    def grads(net):
+        xr = x.clone().requires_grad_()
+        out = net(xr, sigma, labels)
         out.square().sum().backward()
         g = {n: p.grad.clone() for n, p in net.named_parameters()}
-        net.zero_grad(set_to_none=True)
-        return out.detach(), x.grad, g
+        return out.detach(), xr.grad, g
 
-    ref_out, ref_gx, ref_g = grads(net, x)
-    out, gx, g = grads(net.to(memory_format=torch.channels_last),
-                       x.contiguous(memory_format=torch.channels_last))
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(gx, ref_gx, rtol=1e-4, atol=1e-5)
+    ref_out, ref_gx, ref_g = grads(plain)
+    out, gx, g = grads(nhwc)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gx, ref_gx, rtol=1e-10, atol=1e-10)
     for name in ref_g:
-        torch.testing.assert_close(g[name], ref_g[name], rtol=1e-4, atol=1e-4, msg=name)
+        torch.testing.assert_close(g[name], ref_g[name], rtol=1e-10, atol=1e-10, msg=name)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert gx.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_nhwc_paths_reach_every_group_norm_and_only_with_the_switch():
+    def norms(net):
+        return [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+
+    plain, nhwc = tiny(), tiny(nhwc_paths=True)
+    assert len(norms(plain)) == len(norms(nhwc)) > 10
+    assert all(type(m) is torch.nn.GroupNorm for m in norms(plain))
+    assert all(type(m) is NHWCGroupNorm for m in norms(nhwc))
+    cfg = UNetConfig(model_channels=8, num_blocks=1)
+    assert not UNet.from_config(cfg).nhwc_paths  # the plain path unless asked
+    assert UNet.from_config(cfg, nhwc_paths=True).nhwc_paths
+    assert "nhwc_paths" not in {f.name for f in dataclasses.fields(UNetConfig)}
 
 
 def test_compiled_graph_hands_convolutions_dense_nhwc_tensors():
     """Under torch.compile (inductor's decompositions, traced on CPU), every convolution and
-    convolution backward of an NHWC training step gets dense NHWC activations and gradients.
+    convolution backward of an NHWC training step with nhwc_paths gets dense NHWC activations
+    and gradients.
     A strided one makes cuDNN convert it: on an H100 such copies took 18% of the compiled
     step of the CIFAR-10-size U-Net, as a slow strided copy kernel (README), and torch's
     group_norm, which makes an NHWC input NCHW on CUDA, was their source."""
@@ -162,7 +183,7 @@ def test_compiled_graph_hands_convolutions_dense_nhwc_tensors():
     from torch._inductor.decomposition import select_decomp_table
 
     net = tiny(in_channels=3, out_channels=3, resolution=16, channel_mult=(2, 2, 2),
-               num_blocks=2, attn_resolutions=(8,), dropout=0.1)
+               num_blocks=2, attn_resolutions=(8,), dropout=0.1, nhwc_paths=True)
     net = net.to(memory_format=torch.channels_last)
     graphs = []
 
@@ -224,6 +245,10 @@ def test_config_round_trip_and_frozen():
     b = UNet(**dataclasses.asdict(cfg))
     assert a.state_dict().keys() == b.state_dict().keys()
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    torch.manual_seed(0)
+    c = UNet.from_config(cfg, nhwc_paths=True)  # a speed switch: the same parameters
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in c.state_dict().items())
+    assert c.state_dict().keys() == a.state_dict().keys()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.model_channels = 16
 

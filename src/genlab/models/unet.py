@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from genlab.nn.attention import SpatialSelfAttention
-from genlab.nn.blocks import ResBlock, cat_channels, channels_last_grad, group_norm
+from genlab.nn.blocks import ResBlock, cat_skip, group_norm
 from genlab.nn.embeddings import LabelEmbedding, noise_embedding
 
 EMBEDDINGS = ("positional", "fourier")
@@ -88,11 +88,14 @@ class _Stage(nn.Module):
     steps that first concatenate an encoder activation."""
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, attention: bool,
-                 num_heads: int, resample: str = "none", takes_skip: bool = False):
+                 num_heads: int, nhwc_paths: bool, resample: str = "none",
+                 takes_skip: bool = False):
         super().__init__()
         self.takes_skip = takes_skip
-        self.res = ResBlock(c_in, c_out, emb_dim, dropout=dropout, resample=resample)
-        self.attn = SpatialSelfAttention(c_out, num_heads) if attention else nn.Identity()
+        self.res = ResBlock(c_in, c_out, emb_dim, dropout=dropout, resample=resample,
+                            nhwc_paths=nhwc_paths)
+        self.attn = SpatialSelfAttention(c_out, num_heads, nhwc_paths=nhwc_paths) if attention \
+            else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return self.attn(self.res(x, emb))
@@ -111,6 +114,12 @@ class UNet(nn.Module):
     The noise label's features (model_channels wide), plus the class embedding, go through a
     2-layer MLP to the 4 * model_channels embedding that every ResBlock's scale-shift reads.
     class_labels None, or -1 in a row, means "no label" (classifier-free guidance).
+
+    nhwc_paths is a speed switch, not architecture (it is no UNetConfig field, and the
+    state_dict is the same either way): False, the reference, runs plain torch ops; True
+    keeps a channels_last network's activations and gradients NHWC through GroupNorm,
+    resampling, attention and the skip concatenations (genlab.nn.blocks), which on a GPU
+    spares cuDNN its layout conversions. Same values; for channels_last training.
     """
 
     def __init__(self,
@@ -124,7 +133,8 @@ class UNet(nn.Module):
                  num_heads: int = 1,                           # attention heads
                  dropout: float = 0.1,                         # ResBlock dropout
                  label_dim: int = 0,                           # classes; 0 = unconditional
-                 embedding: str = "positional"):               # "positional" | "fourier"
+                 embedding: str = "positional",                # "positional" | "fourier"
+                 nhwc_paths: bool = False):                    # NHWC-keeping ops (see above)
         super().__init__()
         sides = _level_sides(resolution, tuple(channel_mult))
         _check(in_channels >= 1, f"in_channels must be >= 1, got {in_channels}")
@@ -136,20 +146,22 @@ class UNet(nn.Module):
         _check(all(r in sides for r in attn_resolutions),
                f"attn_resolutions={attn_resolutions} must be level sides {sides}")
         self.resolution, self.in_channels, self.label_dim = resolution, in_channels, label_dim
+        self.nhwc_paths = nhwc_paths
         emb_dim = 4 * model_channels
         self.noise_emb = noise_embedding(embedding, model_channels)
         self.label_emb = LabelEmbedding(label_dim, model_channels) if label_dim else None
         self.emb_mlp = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(),
                                      nn.Linear(emb_dim, emb_dim), nn.SiLU())
         widths = [model_channels * m for m in channel_mult]
-        stage = dict(emb_dim=emb_dim, dropout=dropout, num_heads=num_heads)
+        stage = dict(emb_dim=emb_dim, dropout=dropout, num_heads=num_heads,
+                     nhwc_paths=nhwc_paths)
         self.stem = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         self.encoder, skips = self._encoder(sides, widths, num_blocks, attn_resolutions, stage)
         c = widths[-1]
         self.middle = nn.ModuleList([_Stage(c, c, attention=True, **stage),
                                      _Stage(c, c, attention=False, **stage)])
         self.decoder = self._decoder(sides, widths, num_blocks, attn_resolutions, stage, skips)
-        self.head = nn.Sequential(group_norm(widths[0]), nn.SiLU(),
+        self.head = nn.Sequential(group_norm(widths[0], nhwc_paths=nhwc_paths), nn.SiLU(),
                                   nn.Conv2d(widths[0], out_channels, 3, padding=1))
 
     def _encoder(self, sides, widths, num_blocks, attn_resolutions, stage):
@@ -181,8 +193,9 @@ class UNet(nn.Module):
         return blocks
 
     @classmethod
-    def from_config(cls, config: UNetConfig) -> UNet:
-        return cls(**dataclasses.asdict(config))
+    def from_config(cls, config: UNetConfig, nhwc_paths: bool = False) -> UNet:
+        """The U-Net of an architecture config; nhwc_paths is the speed switch above."""
+        return cls(**dataclasses.asdict(config), nhwc_paths=nhwc_paths)
 
     def num_parameters(self) -> int:
         return count_parameters(self)
@@ -211,7 +224,6 @@ class UNet(nn.Module):
             h = block(h, emb)
         for block in self.decoder:
             if block.takes_skip:
-                # (B, C + C_skip, r, r); h's gradient is a channel slice: make it dense NHWC
-                h = cat_channels([channels_last_grad(h), skips.pop()])
+                h = cat_skip(h, skips.pop(), self.nhwc_paths)  # (B, C + C_skip, r, r)
             h = block(h, emb)
         return self.head(h).to(x.dtype)  # (B, C_out, R, R), x's dtype even under autocast

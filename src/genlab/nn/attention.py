@@ -22,17 +22,20 @@ class SpatialSelfAttention(nn.Module):
 
     The qkv projection is a 1x1 conv (C -> 3C, channels laid out [q | k | v], each split
     head-major like torch.nn.MultiheadAttention); the output projection starts at zero so the
-    block is the identity at initialisation.
+    block is the identity at initialisation. nhwc_paths: an NHWC x is split into heads
+    through token-major views and its GroupNorm keeps NHWC (see genlab.nn.blocks); otherwise
+    the plain head-major reshapes.
     """
 
     def __init__(self,
-                 channels: int,             # C of the feature map
-                 num_heads: int = 1,        # attention heads; must divide channels
-                 eps: float = 1e-6):        # GroupNorm epsilon
+                 channels: int,              # C of the feature map
+                 num_heads: int = 1,         # attention heads; must divide channels
+                 eps: float = 1e-6,          # GroupNorm epsilon
+                 nhwc_paths: bool = False):  # NHWC-keeping norm and head split for NHWC x
         super().__init__()
-        self.num_heads = num_heads
+        self.num_heads, self.nhwc_paths = num_heads, nhwc_paths
         self.head_dim = _head_dim(channels, num_heads, ("channels", "num_heads"))
-        self.norm = group_norm(channels, eps=eps)
+        self.norm = group_norm(channels, eps=eps, nhwc_paths=nhwc_paths)
         self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1)
         self.proj = nn.Conv2d(channels, channels, kernel_size=1)
         nn.init.zeros_(self.proj.weight)
@@ -41,7 +44,7 @@ class SpatialSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x))  # (B, 3C, H, W), channels [q | k | v], each head-major
-        nhwc = is_channels_last(qkv)
+        nhwc = self.nhwc_paths and is_channels_last(qkv)
         if nhwc:
             # NHWC (the GPU layout): token-major views, (B, HW, 3, heads, d), and the output
             # goes back as an NHWC view too, so neither pass hands the 1x1 convs an NCHW

@@ -1,4 +1,4 @@
-"""benchmarks/conv_layouts.py: the layout audit of a channels_last U-Net training step."""
+"""benchmarks/gpu/conv_layouts.py: the layout audit of a channels_last U-Net training step."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def tool():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
     return importlib.import_module("conv_layouts")
 
 
@@ -21,10 +21,12 @@ def _not_nhwc(rows, op, argument):
                if o == op and a == argument and kind in ("NCHW", "strided"))
 
 
-def test_every_convolution_gets_nhwc_activations_with_genlab_group_norm(tool):
-    """The GPU picture (fake tensors: torch's group_norm returns NCHW, as on CUDA). With
-    genlab's GroupNorm no convolution forward or backward is handed an NCHW activation; the
-    one NCHW grad_output left is the head's (the loss gradient of a 1-channel output here)."""
+@pytest.mark.slow  # traces a whole training step
+def test_every_convolution_gets_nhwc_activations_with_the_nhwc_paths(tool):
+    """The GPU picture (fake tensors: torch's group_norm returns NCHW, as on CUDA). With the
+    U-Net's NHWC paths (its layout-keeping GroupNorm) no convolution forward or backward is
+    handed an NCHW activation; the one NCHW grad_output left is the head's (the loss gradient
+    of a 1-channel output here)."""
     result = tool.main(["--preset", "fmnist_cpu"])
     rows, totals = result["rows"], result["totals"]
     assert totals["aten.convolution.default"] == totals["aten.convolution_backward.default"] > 20
@@ -34,9 +36,11 @@ def test_every_convolution_gets_nhwc_activations_with_genlab_group_norm(tool):
     assert _not_nhwc(rows, "convolution_backward", "grad_output") <= 1
 
 
-def test_torch_group_norm_hands_convolutions_nchw_activations(tool):
-    """The audit sees the problem the layout-keeping GroupNorm fixes (it fails otherwise)."""
-    result = tool.main(["--preset", "fmnist_cpu", "--torch-gn"])
+@pytest.mark.slow  # traces a whole training step
+def test_the_plain_paths_hand_convolutions_nchw_activations(tool):
+    """The audit sees the problem the NHWC paths fix (it fails otherwise): without them,
+    torch's group_norm returns NCHW."""
+    result = tool.main(["--preset", "fmnist_cpu", "--nchw-paths"])
     rows, totals = result["rows"], result["totals"]
     n_norm = totals["group_norm_nhwc_inputs"]
     assert n_norm > 20

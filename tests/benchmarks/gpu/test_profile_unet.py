@@ -1,10 +1,9 @@
-"""benchmarks/profile_unet.py: the kernel-name classifier of its --compile summary (names as
+"""benchmarks/gpu/profile_unet.py: the kernel-name classifier of its --compile summary (names as
 an H100 profile of the compiled U-Net step printed them) and an eager CPU run end to end."""
 
 from __future__ import annotations
 
 import importlib.util
-import sys
 
 import pytest
 
@@ -12,9 +11,8 @@ from tests.conftest import ROOT
 
 
 def _profile_unet():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports bench_unet's presets
     spec = importlib.util.spec_from_file_location("profile_unet",
-                                                  ROOT / "benchmarks/profile_unet.py")
+                                                  ROOT / "benchmarks/gpu/profile_unet.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

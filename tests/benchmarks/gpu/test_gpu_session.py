@@ -1,4 +1,5 @@
-"""benchmarks/gpu_session.py's --set: params edits for a GPU trial, checked before anything runs."""
+"""benchmarks/gpu/gpu_session.py's --set: params edits for a GPU trial, checked before anything
+runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from tests.conftest import ROOT
 
 
 def _gpu_session():
-    spec = importlib.util.spec_from_file_location("gpu_session", ROOT / "benchmarks/gpu_session.py")
+    spec = importlib.util.spec_from_file_location("gpu_session",
+                                                  ROOT / "benchmarks/gpu/gpu_session.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -11,18 +11,16 @@ first step, with torch.compile and cuDNN autotuning, is timed apart as warmup_s)
 rows the timed steps. Each log row ends with a host sync, so the later rows' examples/s are
 the exact throughput of the timed steps.
 
-    python benchmarks/bench_unet.py [--preset edm_cifar10|fmnist_gpu|fmnist_cpu]
+    python benchmarks/gpu/bench_unet.py [--preset edm_cifar10|fmnist_gpu|fmnist_cpu]
         [--batch 512] [--warmup 15] [--steps 30] [--variants compiled,eager-bf16,eager-fp32]
         [--json out.json]
 
-Variants: compiled = bf16 autocast + channels_last + torch.compile, the training setting.
+Variants: compiled = bf16 autocast + channels_last + torch.compile + the U-Net's NHWC code
+paths (UNet(nhwc_paths=True)), the training setting.
 A/B variants, each the compiled one with one thing changed (see VARIANTS):
-compiled-nchw-paths = the U-Net's NHWC-specific code paths switched off (layout-keeping
-GroupNorm, skip concatenation and average pooling, token-major attention, NHWC upsampling,
-dense skip-concatenation gradients): the step as it was before them; compiled-torch-gn =
-only the GroupNorm path off (torch's group_norm, which returns NCHW on CUDA);
-compiled-gn-group-stats = the GroupNorm's NHWC statistics from a (B, G, C/G, H, W) view
-instead of per channel; compiled-force-layout =
+compiled-nchw-paths = UNet(nhwc_paths=False), the plain torch ops (torch's group_norm, which
+returns NCHW on CUDA, F.interpolate, F.avg_pool2d, torch.cat, head-major attention) on the
+channels_last network: the step as it was before the NHWC paths; compiled-force-layout =
 inductor's layout optimisation forced on (its heuristic skips it for this U-Net: the decoder
 convolutions take twice the channels they return); compiled-nodropout = the ResBlocks'
 dropout set to 0 (what dropout costs: not a training setting); compiled-gn-bf16 = every
@@ -30,8 +28,9 @@ GroupNorm returns its input's dtype (bf16 under autocast, statistics still fp32)
 autocast's fp32; compiled-autotune = inductor benchmarks more block sizes for each Triton
 kernel at compile time (max_autotune_pointwise, coordinate_descent_tuning: a longer warm-up);
 compiled-bernoulli-mask = the ResBlocks' dropout masks drawn by torch's bernoulli_ behind an
-opaque operator (benchmarks/bernoulli_dropout.py), which the fused kernel reads, instead of
-inside the fused kernel with Triton's Philox (one 10-round call per element before torch 2.13);
+opaque operator (bernoulli_dropout.py, next to this file), which the fused kernel reads,
+instead of inside the fused kernel with Triton's Philox (one 10-round call per element before
+torch 2.13);
 compiled-inductor-default = the training step compiled without genlab's inductor options
 (genlab.training.loop.TRAIN_COMPILE_OPTIONS): inductor's own store-or-recompute thresholds, so
 the backward writes recomputed GroupNorm outputs and gradients to memory as fp32 and reads them
@@ -39,8 +38,8 @@ back (the step as it was before those options); compiled-reads8 = the options as
 (only realize_reads_threshold, at 8): the GroupNorm outputs are recomputed, the gradient
 through dropout and SiLU is still written and read back.
 eager-bf16 = compiled without compile; eager-fp32 = fp32 (TF32 off), channels_first, no
-compile. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in genlab) and only
-smoke-test the path.
+compile, the plain paths. On a CPU the variants run in fp32 (bf16 autocast is CUDA-only in
+genlab) and only smoke-test the path.
 """
 
 from __future__ import annotations
@@ -66,23 +65,25 @@ from genlab.objectives.diffusion import EDMLoss
 from genlab.training.device import pick_device
 from genlab.training.loop import RunSpec, train
 
+HERE = Path(__file__).resolve().parent  # benchmarks/gpu: this tool's siblings
 PRESETS = {"edm_cifar10": EDM_CIFAR10, "fmnist_gpu": FASHION_MNIST_GPU,
            "fmnist_cpu": FASHION_MNIST_CPU}
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     bf16: bool
     channels_last: bool
     compile: bool
     tf32: bool
-    change: str = ""  # the one A/B change against "compiled", applied by variant_context
+    nhwc_paths: bool  # the U-Net's NHWC code paths: UNet(nhwc_paths=...)
+    change: str = ""  # another A/B change against "compiled", applied by variant_context
 
 
-_COMPILED = dict(bf16=True, channels_last=True, compile=True, tf32=True)
+_COMPILED = dict(bf16=True, channels_last=True, compile=True, tf32=True, nhwc_paths=True)
 VARIANTS = {
     "compiled": Variant(**_COMPILED),
-    "compiled-nchw-paths": Variant(**_COMPILED, change="nchw-paths"),
-    "compiled-torch-gn": Variant(**_COMPILED, change="torch-gn"),
-    "compiled-gn-group-stats": Variant(**_COMPILED, change="gn-group-stats"),
+    "compiled-nchw-paths": Variant(**_COMPILED | {"nhwc_paths": False}),
     "compiled-force-layout": Variant(**_COMPILED, change="force-layout"),
     "compiled-nodropout": Variant(**_COMPILED, change="nodropout"),
     "compiled-gn-bf16": Variant(**_COMPILED, change="gn-bf16"),
@@ -90,8 +91,9 @@ VARIANTS = {
     "compiled-bernoulli-mask": Variant(**_COMPILED, change="bernoulli-mask"),
     "compiled-inductor-default": Variant(**_COMPILED, change="inductor-default"),
     "compiled-reads8": Variant(**_COMPILED, change="reads8"),
-    "eager-bf16": Variant(bf16=True, channels_last=True, compile=False, tf32=True),
-    "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False),
+    "eager-bf16": Variant(**_COMPILED | {"compile": False}),
+    "eager-fp32": Variant(bf16=False, channels_last=False, compile=False, tf32=False,
+                          nhwc_paths=False),
 }
 
 
@@ -109,49 +111,15 @@ TRAIN_OPTIONS_PATCHES = {
 }
 
 
-def nchw_code_paths(enabled: bool) -> contextlib.AbstractContextManager:
-    """With enabled, the U-Net's NHWC-specific code paths (layout-keeping GroupNorm, skip
-    concatenation and average pooling, token-major attention, NHWC upsampling, dense
-    skip-concatenation gradients) are switched off, so a channels_last run takes the NCHW
-    formulation: the A/B baseline of variant compiled-nchw-paths."""
-    if not enabled:
-        return contextlib.nullcontext()
-    import genlab.nn.attention as attention
-    import genlab.nn.blocks as blocks
-
-    stack = contextlib.ExitStack()
-    for module in (blocks, attention):
-        stack.enter_context(mock.patch.object(module, "is_channels_last", lambda x: False))
-    return stack
-
-
-def gn_group_stats(enabled: bool) -> contextlib.AbstractContextManager:
-    """With enabled, the U-Net's GroupNorm forms NHWC statistics from the (B, G, C/G, H, W)
-    view instead of per channel (GroupNorm.nhwc_stats)."""
-    from genlab.nn.blocks import GroupNorm
-
-    return mock.patch.object(GroupNorm, "nhwc_stats", "group") if enabled \
-        else contextlib.nullcontext()
-
-
-def torch_group_norm(enabled: bool) -> contextlib.AbstractContextManager:
-    """With enabled, the U-Net's GroupNorm runs torch's group_norm for NHWC inputs too (on
-    CUDA its output is NCHW): the A/B baseline of the layout-keeping GroupNorm alone."""
-    from genlab.nn.blocks import GroupNorm
-
-    return mock.patch.object(GroupNorm, "forward", torch.nn.GroupNorm.forward) if enabled \
-        else contextlib.nullcontext()
-
-
 def variant_context(name: str) -> contextlib.ExitStack:
-    """The code-level switch of a variant, held while it trains (torch.compile traces and
-    compiles inside the loop, so the switch is in force then)."""
+    """The code-level switch of a variant (besides its nhwc_paths, a UNet argument), held
+    while it trains (torch.compile traces and compiles inside the loop, so the switch is in
+    force then)."""
     change = VARIANTS[name].change
     stack = contextlib.ExitStack()
-    stack.enter_context(nchw_code_paths(change == "nchw-paths"))
-    stack.enter_context(torch_group_norm(change == "torch-gn"))
-    stack.enter_context(gn_group_stats(change == "gn-group-stats"))
     if change == "bernoulli-mask":
+        if str(HERE) not in sys.path:
+            sys.path.insert(0, str(HERE))
         from bernoulli_dropout import bernoulli_dropout_forward
 
         stack.enter_context(mock.patch.object(torch.nn.Dropout, "forward",
@@ -207,7 +175,7 @@ def run_variant(name: str, preset, batch: int, warmup: int, steps: int,
     torch._dynamo.reset()
     torch.manual_seed(0)
     preset = variant_preset(name, preset)
-    net = EDMPrecond(UNet.from_config(preset))
+    net = EDMPrecond(UNet.from_config(preset, nhwc_paths=variant.nhwc_paths))
     if variant.change == "gn-bf16":
         group_norm_in_input_dtype(net)
     side, c = preset.resolution, preset.in_channels

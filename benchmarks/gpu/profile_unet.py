@@ -1,18 +1,19 @@
 """Where a U-Net training step spends its GPU time: torch.profiler over a few steps.
 
 One training step = EDM loss forward + backward + fused AdamW step of the EDM-preconditioned
-U-Net (bf16 autocast, channels_last). Eager (the default): the ops with the most self device
-time and a summary by kind (convolution, GroupNorm, attention / matmul, everything else); the
-eager op names map one-to-one to layers. --compile: the same step with torch.compile, summed
-by GPU kernel instead (cuDNN convolutions, Triton kernels that inductor generated, attention,
-copies, optimizer), since inductor's fused kernels have no aten op above them.
+U-Net (on a GPU: bf16 autocast, channels_last, the U-Net's NHWC code paths). Eager (the
+default): the ops with the most self device time and a summary by kind (convolution,
+GroupNorm, attention / matmul, everything else); the eager op names map one-to-one to layers.
+--compile: the same step with torch.compile, summed by GPU kernel instead (cuDNN
+convolutions, Triton kernels that inductor generated, attention, copies, optimizer), since
+inductor's fused kernels have no aten op above them.
 
 On a GPU a second table gives each kernel that an aten op launched (every kernel but
 inductor's Triton ones) with the op that launched it, that op's callers and its input shapes
 (recorded with record_shapes): which call makes a copy or conversion kernel, and on which
 tensors.
 
-    python benchmarks/profile_unet.py [--preset edm_cifar10] [--batch 512] [--steps 3]
+    python benchmarks/gpu/profile_unet.py [--preset edm_cifar10] [--batch 512] [--steps 3]
         [--compile] [--json out.json]
 
 For inductor's generated code as well (the wrapper shows every aten call it makes), run with
@@ -34,7 +35,7 @@ from genlab.models.unet import UNet
 from genlab.objectives.diffusion import EDMLoss
 from genlab.training.loop import compile_for_training
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_unet import PRESETS  # noqa: E402
 
 KINDS = (  # (kind, substrings of aten op names), first match wins
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     preset = PRESETS[args.preset]
     torch.manual_seed(0)
-    net = EDMPrecond(UNet.from_config(preset)).to(device)
+    net = EDMPrecond(UNet.from_config(preset, nhwc_paths=cuda)).to(device)  # as it trains
     if cuda:
         net = net.to(memory_format=torch.channels_last)
     if args.compile:

@@ -16,12 +16,12 @@ redraws with another Philox path than the forward's, or that a rand4x kernel dra
 non-contiguous offsets, is silently wrong (torch 2.13+); such a hazard is printed and listed
 under "rng_hazards" in the JSON.
 
-    python benchmarks/inductor_layouts.py [--preset edm_cifar10] [--batch 512]
+    python benchmarks/gpu/inductor_layouts.py [--preset edm_cifar10] [--batch 512]
         [--graphs fwd,fwd-train,bwd] [--bwd-batch 8] [--variant compiled] [--bytes]
         [--save-code DIR] [--json out.json]
 
---variant takes bench_unet.py's code-level switches: compiled (the training code),
-compiled-nchw-paths, compiled-torch-gn, compiled-gn-group-stats, compiled-force-layout,
+--variant takes bench_unet.py's code-level switches: compiled (the training code, with the
+U-Net's NHWC code paths), compiled-nchw-paths (UNet(nhwc_paths=False)), compiled-force-layout,
 compiled-inductor-default, ... The training graphs (fwd-train, bwd) are lowered with the
 training loop's inductor options (genlab.training.loop.TRAIN_COMPILE_OPTIONS), as
 torch.compile gives them in a run; "fwd" without, as sampling compiles it.
@@ -29,8 +29,8 @@ torch.compile gives them in a run; "fwd" without, as sampling compiles it.
 Faithfulness: torch's fake tensors give ops their CUDA output layouts (group_norm: NCHW, as
 CUDA runs it), except the convolution, whose layout rule needs cuDNN and is emulated (NHWC out
 if input or weight suggests NHWC, cuDNN's rule). The backward is traced on the CPU, where
-torch's own group_norm keeps NHWC: with --variant compiled-torch-gn the backward count is not
-the GPU's. inductor's decompositions that branch on the device take the GPU's branch there
+torch's own group_norm keeps NHWC: with --variant compiled-nchw-paths the backward count is
+not the GPU's. inductor's decompositions that branch on the device take the GPU's branch there
 (the convolution backward's bias gradient becomes a sum in Triton, as on the GPU; traced with
 the CPU's branch it stayed in the convolution call, and the byte estimate lacked its reads).
 Device properties are an H100's (132 SMs, sm_90). This patches torch internals for the length
@@ -144,32 +144,35 @@ def fake_cuda_device():
         yield
 
 
-def _variant_context(variant: str) -> contextlib.AbstractContextManager:
+def _variant(variant: str):
+    """bench_unet.py's Variant of that name (a compiled one) and its context."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_unet import VARIANTS, variant_context
 
     if variant not in VARIANTS or not VARIANTS[variant].compile:
         raise SystemExit(f"error: --variant {variant!r}: pick a compiled variant of "
                          f"bench_unet.py ({', '.join(v for v in VARIANTS if 'compiled' in v)})")
-    return variant_context(variant)
+    return VARIANTS[variant], variant_context(variant)
 
 
-def _net(preset):
+def _net(preset, nhwc_paths: bool = True):
     from genlab.models.precond import EDMPrecond
     from genlab.models.unet import UNet
 
     torch.manual_seed(0)
-    return EDMPrecond(UNet.from_config(preset)).to(memory_format=torch.channels_last).train()
+    net = EDMPrecond(UNet.from_config(preset, nhwc_paths=nhwc_paths))
+    return net.to(memory_format=torch.channels_last).train()
 
 
-def trace_forward(preset, batch: int) -> tuple[torch.fx.GraphModule, list]:
+def trace_forward(preset, batch: int,
+                  nhwc_paths: bool = True) -> tuple[torch.fx.GraphModule, list]:
     """The training forward (dropout on) under bf16 autocast, fake CUDA tensors."""
     from torch._inductor.decomposition import select_decomp_table
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.func import functional_call
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    net = _net(preset)
+    net = _net(preset, nhwc_paths)
     names = [n for n, _ in net.named_parameters()] + [n for n, _ in net.named_buffers()]
     tensors = list(net.parameters()) + list(net.buffers())
     mode = FakeTensorMode()
@@ -213,7 +216,8 @@ def _on_fake_cuda(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, list,
     return gm, inputs, mode
 
 
-def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> dict[str, tuple]:
+def trace_training(preset, batch: int, net: torch.nn.Module | None = None,
+                   nhwc_paths: bool = True) -> dict[str, tuple]:
     """The training step's forward ("fwd-train": the outputs include what it saves for the
     backward) and backward ("bwd") graphs as inductor gets them: aot_autograd's joint graph
     through inductor's own partition function (its joint-graph passes, among them the one
@@ -222,7 +226,8 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
     to CUDA. Nothing is computed: the compiled graphs stand in by returning uninitialised
     tensors of their outputs' shapes (never touched, so a batch of 512 costs no memory).
     net: any module called as net(x, sigma) with x of the preset's channels and resolution
-    (channels_last, train mode); by default the preset's EDM-preconditioned U-Net."""
+    (channels_last, train mode); by default the preset's EDM-preconditioned U-Net, with
+    nhwc_paths."""
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
     from torch._guards import detect_fake_mode
@@ -253,7 +258,7 @@ def trace_training(preset, batch: int, net: torch.nn.Module | None = None) -> di
                                      bw_compiler=keep("bwd"), partition_fn=partition,
                                      decompositions=inductor_decomp.select_decomp_table())
 
-    net = _net(preset) if net is None else net
+    net = _net(preset, nhwc_paths) if net is None else net
     c, r = preset.in_channels, preset.resolution
     x = torch.randn(batch, c, r, r).contiguous(memory_format=torch.channels_last)
     # inductor's decompositions that branch on the device take the GPU's branch (the
@@ -433,12 +438,13 @@ def main(argv: list[str] | None = None) -> dict:
     preset = PRESETS[args.preset]
     report = {"preset": args.preset, "variant": args.variant, "torch": torch.__version__}
     draws = {}
-    with _variant_context(args.variant):
-        training = trace_training(preset, args.bwd_batch) \
+    variant, context = _variant(args.variant)
+    with context:
+        training = trace_training(preset, args.bwd_batch, nhwc_paths=variant.nhwc_paths) \
             if {"fwd-train", "bwd"} & set(graphs) else {}
         for kind in graphs:
-            gm, inputs, mode = trace_forward(preset, args.batch) if kind == "fwd" \
-                else training[kind]
+            gm, inputs, mode = trace_forward(preset, args.batch, variant.nhwc_paths) \
+                if kind == "fwd" else training[kind]
             # the training graphs get the training loop's compile options (read now, so a
             # variant that patches them counts); "fwd" compiles as sampling does, without
             src, layout_opt = generate(gm, inputs, mode, backward=kind == "bwd",

@@ -1,4 +1,4 @@
-"""benchmarks/bernoulli_dropout.py (bench_unet's compiled-bernoulli-mask variant) against the
+"""benchmarks/gpu/bernoulli_dropout.py (bench_unet's compiled-bernoulli-mask variant) against the
 definition of dropout, eager and under torch.compile, where the backward must use the
 forward's mask rather than a new draw."""
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tests.conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
 from bernoulli_dropout import bernoulli_dropout_forward, keep_mask  # noqa: E402
 
 
@@ -54,6 +54,7 @@ def test_output_and_gradient_follow_the_mask(bernoulli):
     assert torch.allclose(x.grad, g * kept / 0.75)
 
 
+@pytest.mark.slow  # compiles with inductor
 def test_compiled_backward_uses_the_forward_mask(bernoulli):
     """torch.compile (inductor on the CPU): the gradient is the one of the mask the forward
     drew, so the partitioner saved that mask rather than calling the random op again."""

@@ -8,13 +8,13 @@ rest; results.tgz is rewritten after each part, so a session cut short still ret
 measured:
 
   data      fetch + preprocess Fashion-MNIST from a local folder of the four IDX .gz files;
-  bench     benchmarks/bench_unet.py: the 56 M CIFAR-10-size U-Net at batch 512 (compiled and
-            eager bf16, or --cifar-variants), then which random-number calls the Triton kernels
-            inductor generated use (summary.json's rng_in_generated_code: tl.rand is one
-            Philox call per element, rand4x one per four; the code cache is
+  bench     bench_unet.py (next to this file): the 56 M CIFAR-10-size U-Net at batch 512
+            (compiled and eager bf16, or --cifar-variants), then which random-number calls
+            the Triton kernels inductor generated use (summary.json's rng_in_generated_code:
+            tl.rand is one Philox call per element, rand4x one per four; the code cache is
             TORCHINDUCTOR_CACHE_DIR, by default <tmp>/genlab_inductor); bench_fmnist (not in
             the default list): the Fashion-MNIST GPU preset;
-  profile   (not in the default list) benchmarks/profile_unet.py --compile on the 56 M network
+  profile   (not in the default list) profile_unet.py --compile on the 56 M network
             at batch 512: GPU time per kernel, and which aten op launched each non-Triton
             kernel; with TORCH_LOGS=output_code, so logs/profile_unet.log also holds the code
             inductor generated;
@@ -44,8 +44,8 @@ The data part needs --fmnist, the folder of the IDX files; evaluate and resample
 models/evaluator.pt (trained by the CPU pipeline); the U-Net parts (bench, bench_fmnist,
 profile, bandwidth) need neither. E.g.
 
-    python benchmarks/gpu_session.py --fmnist .gpu_data/fashion-mnist --out $OUT
-    python benchmarks/gpu_session.py --parts bench,bandwidth --out $OUT
+    python benchmarks/gpu/gpu_session.py --fmnist .gpu_data/fashion-mnist --out $OUT
+    python benchmarks/gpu/gpu_session.py --parts bench,bandwidth --out $OUT
 
 --set KEY=VALUE (repeatable) edits the rewritten params.yaml after everything else, with VALUE
 read as YAML; KEY is a dotted path whose parent must exist, e.g. a batch-512 EDM trial:
@@ -76,6 +76,7 @@ from pathlib import Path
 
 import yaml
 
+HERE = Path(__file__).resolve().parent  # benchmarks/gpu: bench_unet.py, profile_unet.py
 MODELS = ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist")
 PARTS = ("data", "bench", "bench_fmnist", "profile", "bandwidth", "train", "sampling",
          "evaluate", "resample")
@@ -211,8 +212,7 @@ def rng_in_generated_code(cache_dir: Path) -> dict:
 
 def bench_variants() -> list[str]:
     """bench_unet.py's variant names (it imports genlab from this checkout's src/)."""
-    here = Path(__file__).resolve().parent
-    for path in (str(here), str(here.parent / "src")):
+    for path in (str(HERE), str(HERE.parents[1] / "src")):
         if path not in sys.path:
             sys.path.insert(0, path)
     from bench_unet import VARIANTS
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         big = small
     if "bench" in parts:
         summary["steps"]["bench_cifar"] = run(
-            [py, "benchmarks/bench_unet.py", *big, "--json", str(res / "bench_unet_cifar.json")],
+            [py, str(HERE / "bench_unet.py"), *big, "--json", str(res / "bench_unet_cifar.json")],
             logs / "bench_unet_cifar.log",  # ~150 s a compiled variant (120 s compiling),
             # more for compiled-autotune, which benchmarks block sizes for every kernel
             min(170.0 * len(cifar_variants)
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         pack()
     if "bench_fmnist" in parts:
         summary["steps"]["bench_fmnist"] = run(
-            [py, "benchmarks/bench_unet.py", *small, "--json",
+            [py, str(HERE / "bench_unet.py"), *small, "--json",
              str(res / "bench_unet_fmnist.json")],
             logs / "bench_unet_fmnist.log", min(150.0, remaining() - 10))
         pack()
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         prof = ["--preset", "fmnist_cpu", "--batch", "4", "--warmup", "0", "--steps", "1"] \
             if args.smoke else ["--preset", "edm_cifar10", "--batch", "512", "--compile"]
         summary["steps"]["profile"] = run(
-            [py, "benchmarks/profile_unet.py", *prof, "--json", str(res / "profile_unet.json")],
+            [py, str(HERE / "profile_unet.py"), *prof, "--json", str(res / "profile_unet.json")],
             logs / "profile_unet.log", min(330.0, remaining() - 10),
             env=os.environ | {"TORCH_LOGS": "output_code"})  # the generated code to the log
         pack()
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
             ["--preset", "edm_cifar10", "--batch", "512", "--warmup", "2", "--steps", "2",
              "--variants", "compiled"]
         summary["steps"]["bandwidth"] = run(
-            [py, "benchmarks/bench_unet.py", *bw], logs / "bandwidth.log",
+            [py, str(HERE / "bench_unet.py"), *bw], logs / "bandwidth.log",
             min(240.0, remaining() - 10),
             env=os.environ | {"TORCHINDUCTOR_PROFILE": "1",
                               "TORCHINDUCTOR_PROFILE_OUTPUT": str(bandwidth_table.resolve())})
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     if "sampling" in parts:
         n = "200" if args.smoke else "10000"
         summary["steps"]["bench_sampling"] = run(
-            [py, "benchmarks/bench_sampling.py", "edm_fmnist", "--n", n, "--batch",
+            [py, str(HERE.parent / "bench_sampling.py"), "edm_fmnist", "--n", n, "--batch",
              "100" if args.smoke else "2500", "--json", str(res / "sampling_edm_fmnist.json")],
             logs / "bench_sampling.log", min(120.0, remaining() - 30))
         pack()

@@ -1,7 +1,7 @@
-"""benchmarks/inductor_layouts.py: inductor's CUDA code for the U-Net, generated without a GPU.
+"""benchmarks/gpu/inductor_layouts.py: inductor's CUDA code for the U-Net, generated without a GPU.
 
-Run as its own process (it patches torch internals while it runs). Forward graph only, on the
-small CPU preset, to stay fast.
+Run as its own process (it patches torch internals while it runs); the tests that generate
+code take minutes and are marked slow. The parsers are tested on hand-written code.
 """
 
 from __future__ import annotations
@@ -11,13 +11,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+TOOLS = ROOT / "benchmarks" / "gpu"
 
 
 def _report(tmp_path, variant: str) -> dict:
     out = tmp_path / f"{variant}.json"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/inductor_layouts.py", "--preset", "fmnist_cpu",
+        [sys.executable, str(TOOLS / "inductor_layouts.py"), "--preset", "fmnist_cpu",
          "--batch", "16", "--graphs", "fwd", "--variant", variant, "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
@@ -25,6 +29,7 @@ def _report(tmp_path, variant: str) -> dict:
     return json.loads(out.read_text())["fwd"]
 
 
+@pytest.mark.slow  # generates the CUDA code of two U-Net forwards
 def test_nhwc_code_paths_cut_the_transposing_kernels_in_the_generated_cuda_code(tmp_path):
     ours, before = _report(tmp_path, "compiled"), _report(tmp_path, "compiled-nchw-paths")
     assert ours["kernels"] > 50 and before["kernels"] > 50  # a whole U-Net was generated
@@ -36,17 +41,21 @@ def test_nhwc_code_paths_cut_the_transposing_kernels_in_the_generated_cuda_code(
     assert args.get("convolution input NHWC", 0) > 30, args
 
 
-def test_bad_arguments_are_named(tmp_path):
+def test_bad_arguments_are_named(capsys):
+    """Checked before anything is patched or traced, so in this process."""
+    sys.path.insert(0, str(TOOLS))
+    from inductor_layouts import main
+
     for argv, key in ((["--graphs", "fwd,bw"], "--graphs"), (["--batch", "1"], "--batch"),
                       (["--variant", "eager-bf16"], "--variant")):
-        proc = subprocess.run([sys.executable, "benchmarks/inductor_layouts.py", *argv],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-        assert proc.returncode != 0 and key in proc.stderr, proc.stderr[-2000:]
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code != 0
+        assert key in capsys.readouterr().err + str(exit_.value.code), argv
 
 
 def test_summarize_counts_transposes_layouts_and_bytes_per_launch():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(TOOLS))
     from inductor_layouts import summarize
 
     src = """
@@ -93,7 +102,7 @@ def test_rng_audit_flags_repeated_and_mismatched_dropout_masks():
     index is fine; rand4x on strided offsets repeats values (torch issue 198333, symptom A);
     a backward that redraws the mask with tl.rand where the forward used rand4x gets another
     mask (symptom B)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(TOOLS))
     from inductor_layouts import rng_draws, rng_hazards
 
     good = _kernel("triton_poi_fused_native_dropout_0", """\
@@ -132,7 +141,7 @@ def test_rng_audit_flags_repeated_and_mismatched_dropout_masks():
 
 TINY_TRAINING_AUDIT = """
 import dataclasses, json, sys
-sys.path.insert(0, "benchmarks")
+sys.path.insert(0, "benchmarks/gpu")
 import inductor_layouts as il
 from bench_unet import variant_context
 import torch
@@ -155,6 +164,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # generates the CUDA code of two training steps
 def test_compiled_dropout_masks_are_drawn_once_and_contiguously():
     """The code inductor (the pinned torch) generates for the GPU training step of a small
     U-Net with the CIFAR-10 preset's dropout: the forward draws each ResBlock's mask in a 1-D
@@ -181,7 +191,7 @@ def test_compiled_dropout_masks_are_drawn_once_and_contiguously():
 
 RESBLOCK_BACKWARD_AUDIT = """
 import json, re, sys, types
-sys.path.insert(0, "benchmarks")
+sys.path.insert(0, "benchmarks/gpu")
 import inductor_layouts as il
 import torch
 from torch import nn
@@ -193,7 +203,7 @@ class Net(nn.Module):  # one ResBlock with its embedding and dropout, as in the 
     def __init__(self):
         super().__init__()
         self.emb = nn.Linear(1, 16)
-        self.block = ResBlock(C, C, 16, dropout=0.1)
+        self.block = ResBlock(C, C, 16, dropout=0.1, nhwc_paths=True)
 
     def forward(self, x, sigma):
         return self.block(x, self.emb(sigma[:, None]))
@@ -215,6 +225,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # generates the CUDA code of a ResBlock's backward, twice
 def test_training_options_recompute_instead_of_storing_fp32_activations():
     """The backward inductor (the pinned torch) generates for the GPU from one U-Net ResBlock:
     with the training loop's inductor options (genlab.training.loop.TRAIN_COMPILE_OPTIONS) no

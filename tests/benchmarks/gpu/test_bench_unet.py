@@ -1,4 +1,5 @@
-"""benchmarks/bench_unet.py's A/B switch for the U-Net's NHWC code paths."""
+"""benchmarks/gpu/bench_unet.py: its variants, each the training setting with one thing
+changed, and the switches that apply them only while a variant runs."""
 
 from __future__ import annotations
 
@@ -8,28 +9,42 @@ import sys
 
 import torch
 
-import genlab.nn.attention as attention
-import genlab.nn.blocks as blocks
+from genlab.models.unet import FASHION_MNIST_CPU
+from genlab.nn.blocks import NHWCGroupNorm
 from tests.conftest import ROOT
 
 
 def _bench_unet():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
     return importlib.import_module("bench_unet")  # in sys.modules, as its dataclass needs
 
 
-def test_nchw_code_paths_switch_off_the_nhwc_paths_and_restore_them():
+def test_nchw_paths_variant_is_the_training_setting_without_the_nhwc_paths():
     bench = _bench_unet()
-    x = torch.randn(2, 4, 3, 3).contiguous(memory_format=torch.channels_last)
-    assert blocks.is_channels_last(x) and attention.is_channels_last(x)
-    assert blocks.channels_last_grad(x) is not x  # an autograd node that densifies the grad
-    with bench.nchw_code_paths(True):
-        assert not blocks.is_channels_last(x) and not attention.is_channels_last(x)
-        assert blocks.channels_last_grad(x) is x
-    assert blocks.is_channels_last(x) and attention.is_channels_last(x)
-    with bench.nchw_code_paths(False):
-        assert blocks.is_channels_last(x)
-    assert "compiled-nchw-paths" in bench.VARIANTS
+    compiled, nchw = bench.VARIANTS["compiled"], bench.VARIANTS["compiled-nchw-paths"]
+    assert compiled.nhwc_paths and compiled.channels_last and compiled.compile
+    assert nchw == dataclasses.replace(compiled, nhwc_paths=False)
+    assert bench.VARIANTS["eager-bf16"] == dataclasses.replace(compiled, compile=False)
+    assert not bench.VARIANTS["eager-fp32"].nhwc_paths  # channels_first: the plain paths
+
+
+def test_run_variant_builds_the_unet_with_the_variants_nhwc_paths(monkeypatch):
+    """run_variant passes the variant's nhwc_paths to the U-Net it trains (a stand-in train
+    records the network and stops there)."""
+    bench = _bench_unet()
+    seen = []
+
+    def fake_train(net, *args, **kwargs):
+        seen.append(any(isinstance(m, NHWCGroupNorm) for m in net.modules()))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(bench, "train", fake_train)
+    for name in ("compiled", "compiled-nchw-paths"):
+        try:
+            bench.run_variant(name, FASHION_MNIST_CPU, 2, 1, 1, torch.device("cpu"))
+        except RuntimeError:
+            pass
+    assert seen == [True, False]
 
 
 def test_nodropout_variant_changes_only_the_dropout():
@@ -43,7 +58,7 @@ def test_nodropout_variant_changes_only_the_dropout():
 
 
 def test_gn_bf16_variant_returns_group_norm_outputs_in_the_input_dtype():
-    from genlab.models.unet import FASHION_MNIST_CPU, UNet
+    from genlab.models.unet import UNet
 
     bench = _bench_unet()
     torch.manual_seed(0)
@@ -62,20 +77,7 @@ def test_gn_bf16_variant_returns_group_norm_outputs_in_the_input_dtype():
     assert "compiled-gn-bf16" in bench.VARIANTS
 
 
-def test_torch_gn_variant_swaps_only_the_group_norm_and_restores_it():
-    bench = _bench_unet()
-    norm = blocks.group_norm(8)
-    x = torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last)
-    assert blocks.is_channels_last(norm(x))  # the layout-keeping path
-    with bench.variant_context("compiled-torch-gn"):
-        assert not blocks.is_channels_last(norm(torch.randn(2, 8, 3, 3)))
-        assert blocks.GroupNorm.forward is torch.nn.GroupNorm.forward
-        assert blocks.is_channels_last(x) and attention.is_channels_last(x)  # others stay on
-    assert blocks.GroupNorm.forward is not torch.nn.GroupNorm.forward
-    assert blocks.is_channels_last(norm(x))
-
-
-def test_force_layout_variant_patches_inductor_only_while_held():
+def test_variant_contexts_patch_only_while_held():
     import torch._inductor.config as inductor_config
 
     bench = _bench_unet()
@@ -85,16 +87,12 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     assert inductor_config.force_layout_optimization == before
     with bench.variant_context("compiled"):
         assert inductor_config.force_layout_optimization == before
-        assert blocks.GroupNorm.forward is not torch.nn.GroupNorm.forward
     tuned = (inductor_config.max_autotune_pointwise, inductor_config.coordinate_descent_tuning)
     with bench.variant_context("compiled-autotune"):
         assert inductor_config.max_autotune_pointwise and inductor_config.coordinate_descent_tuning
         assert inductor_config.force_layout_optimization == before
     assert (inductor_config.max_autotune_pointwise,
             inductor_config.coordinate_descent_tuning) == tuned
-    with bench.variant_context("compiled-gn-group-stats"):
-        assert blocks.GroupNorm.nhwc_stats == "group"
-    assert blocks.GroupNorm.nhwc_stats == "channel"
     forward = torch.nn.Dropout.forward
     with bench.variant_context("compiled-bernoulli-mask"):
         assert torch.nn.Dropout.forward.__name__ == "bernoulli_dropout_forward"
@@ -109,9 +107,6 @@ def test_force_layout_variant_patches_inductor_only_while_held():
     with bench.variant_context("compiled-reads8"):
         assert loop.TRAIN_COMPILE_OPTIONS == {"realize_reads_threshold": 8} != options
     assert loop.TRAIN_COMPILE_OPTIONS == options
-    assert {v.change for v in bench.VARIANTS.values()} >= {"", "nchw-paths", "torch-gn",
-                                                             "gn-group-stats",
-                                                             "force-layout", "nodropout",
-                                                             "gn-bf16", "autotune",
-                                                             "bernoulli-mask",
-                                                             "inductor-default", "reads8"}
+    assert {v.change for v in bench.VARIANTS.values()} == {
+        "", "force-layout", "nodropout", "gn-bf16", "autotune", "bernoulli-mask",
+        "inductor-default", "reads8"}

@@ -13,10 +13,11 @@ not what the CPU's does (it keeps NHWC): so the audit shows the GPU's picture, w
 CPU run cannot. Convolutions follow the same rule on both (NHWC out if input or weight is
 NHWC).
 
-    python benchmarks/conv_layouts.py [--preset edm_cifar10] [--torch-gn] [--batch 2]
+    python benchmarks/gpu/conv_layouts.py [--preset edm_cifar10] [--nchw-paths] [--batch 2]
 
---torch-gn runs torch's group_norm for NHWC inputs too (the code before genlab's
-layout-keeping GroupNorm): the A/B of that change.
+The U-Net is built with its NHWC code paths (UNet(nhwc_paths=True), the channels_last
+training setting); --nchw-paths builds it without them (the plain torch ops: torch's
+group_norm, which hands the convolutions NCHW activations on CUDA): the A/B of that switch.
 """
 
 from __future__ import annotations
@@ -91,22 +92,21 @@ def audit(gm: torch.fx.GraphModule) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_unet import PRESETS, torch_group_norm
+    from bench_unet import PRESETS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="edm_cifar10")
     ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--torch-gn", action="store_true",
-                    help="torch's group_norm for NHWC inputs too (the code before the fix)")
+    ap.add_argument("--nchw-paths", action="store_true",
+                    help="the U-Net without its NHWC code paths (UNet(nhwc_paths=False))")
     args = ap.parse_args(argv)
     if args.batch < 1:
         ap.error(f"--batch must be >= 1, got {args.batch}")
     torch.manual_seed(0)
-    net = EDMPrecond(UNet.from_config(PRESETS[args.preset]))
-    with torch_group_norm(args.torch_gn):
-        result = audit(trace_step(net, args.batch))
+    net = EDMPrecond(UNet.from_config(PRESETS[args.preset], nhwc_paths=not args.nchw_paths))
+    result = audit(trace_step(net, args.batch))
     t = result["totals"]
-    print(f"# {args.preset}, channels_last, {'torch' if args.torch_gn else 'genlab'} GroupNorm: "
+    print(f"# {args.preset}, channels_last, nhwc_paths={not args.nchw_paths}: "
           f"{t['aten.convolution.default']} convolutions, "
           f"{t['aten.convolution_backward.default']} convolution backwards; "
           f"{t['not_nhwc']} tensor arguments not dense NHWC; "
