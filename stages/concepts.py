@@ -1,6 +1,7 @@
 """Stage concepts: run the first-principles demonstrations (likelihood, information theory,
-metaheuristics, MCMC, diffusion processes, importance sampling, moving averages), writing
-metrics/concepts.json and figures/concepts/*.png."""
+metaheuristics, MCMC, diffusion processes, importance sampling, moving averages) and two
+measured relations (PSO vs heavy-ball momentum, simulated annealing vs annealed Langevin),
+writing metrics/concepts.json and figures/concepts/*.png."""
 
 from __future__ import annotations
 

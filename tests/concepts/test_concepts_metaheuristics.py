@@ -92,11 +92,6 @@ def test_temperature_schedules(kind):
         assert torch.allclose(ratios, ratios[0].expand_as(ratios))
 
 
-def test_annealed_langevin_sigmas_are_geometric():
-    sig = mh.annealed_langevin_sigmas(sigma_max=10.0, sigma_min=0.01, n_levels=4)
-    assert sig.tolist() == pytest.approx([10.0, 1.0, 0.1, 0.01])
-
-
 def test_bad_choices_raise():
     with pytest.raises(ValueError, match="kind"):
         mh.temperature_schedule("cubic", t0=1.0, t_min=0.1, n_steps=3)

@@ -20,6 +20,7 @@ from genlab.concepts import information as info  # noqa: E402
 from genlab.concepts import likelihood as lik  # noqa: E402
 from genlab.concepts import mcmc  # noqa: E402
 from genlab.concepts import metaheuristics as mh  # noqa: E402
+from genlab.concepts import relations as rel  # noqa: E402
 from genlab.concepts import sde as sdes  # noqa: E402
 from genlab.concepts.moving_averages import moving_average_demo  # noqa: E402
 from genlab.training.device import torch_threads  # noqa: E402
@@ -84,20 +85,123 @@ def demo_optimisers(out_dir: Path, *, dims: list[int], budget: int, seed: int) -
 
 
 def demo_schedules(out_dir: Path, *, n_steps: int) -> dict[str, float]:
-    """SA temperature schedules beside the annealed-Langevin noise-variance schedule."""
+    """SA temperature schedules beside the annealed-Langevin temperature ladder."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     progress = torch.linspace(0, 1, n_steps)
     for kind in mh.SCHEDULES:
         temps = mh.temperature_schedule(kind, t0=10.0, t_min=1e-3, n_steps=n_steps)
         ax.plot(progress, temps / temps[0], label=f"SA T/T0 ({kind})")
-    sig = mh.annealed_langevin_sigmas(sigma_max=1.0, sigma_min=1e-2, n_levels=10)
-    levels = torch.arange(len(sig) + 1) / len(sig)  # each noise level holds for 1/L of the run
-    ax.step(levels, torch.cat([sig, sig[-1:]]) ** 2, where="post", ls="--", c="k",
-            label="annealed Langevin sigma_i^2 (L=10)")
+    ladder = mcmc.langevin_temperatures(t_max=1.0, t_min=1e-4, n_levels=10)
+    levels = torch.arange(len(ladder) + 1) / len(ladder)  # each level holds for 1/L of the run
+    ax.step(levels, torch.cat([ladder, ladder[-1:]]), where="post", ls="--", c="k",
+            label="annealed Langevin T_i / T_1 (L=10)")
     ax.set(yscale="log", xlabel="fraction of run", ylabel="relative temperature / noise variance")
     ax.legend(fontsize=7)
     _save(fig, out_dir / "schedules.png")
     return {"schedule/final_temp_ratio": float(temps[-1] / temps[0])}
+
+
+# ------------------------------------------------------------------------- measured relations
+
+# Fixed experiment sizes (not params: they pin what the figures and tests show).
+PSO_PARTICLES, PSO_ITERS = 8, 50  # swarm of the "several particles" case; iterations per path
+WELL = rel.DoubleWell(tilt=0.3)  # global well near -1.04, local well near +0.96, barrier 0.72
+T_MAX, T_MIN, N_LEVELS = 1.0, 0.01, 20  # the geometric ladder both annealers follow
+ANNEAL_STEP, ANNEAL_CHAINS = 0.02, 500  # Langevin step eps (SA proposes std sqrt(2 eps T))
+STEPS_EACH = (10, 30, 100)  # steps per level: budgets of 200, 600, 2000 oracle calls per chain
+T_FIXED, FIXED_STEPS, FIXED_CHAINS = 0.5, 1500, 200  # stationary check (first third burn-in)
+FIXED_EPS = (0.02, 0.05, 0.1)  # step sizes of the stationary check
+HIST = {"low": -2.0, "high": 2.0}  # histogram range of the stationary check, 40 bins
+
+
+def demo_pso_momentum(out_dir: Path, *, seed: int) -> dict[str, float]:
+    """One-particle PSO without social term vs its heavy-ball twin; how the paths part."""
+    cases = rel.pso_momentum_cases(n_particles=PSO_PARTICLES, n_iters=PSO_ITERS,
+                                   generator=_gen(seed))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    pso, hb = cases["reduced"]
+    axes[0].plot(pso[:, 0], pso[:, 1], "o", ms=5, mfc="none", label="PSO, 1 particle, c2 = 0")
+    axes[0].plot(hb[:, 0], hb[:, 1], "-", lw=1, c="k", label="heavy ball, beta = w, alpha = c1/2")
+    axes[0].set(xlabel="x1", ylabel="x2", title="same start, velocity and draws")
+    axes[0].legend(fontsize=7)
+    metrics = {"pso_momentum/path_max_abs": float(pso.abs().max())}
+    for name, (pso, hb) in cases.items():
+        diff = (pso - hb).norm(dim=1)  # (n + 1,)
+        axes[1].plot(diff.clamp(min=1e-18), label=name)
+        metrics[f"pso_momentum/{name}_max_abs_diff"] = float((pso - hb).abs().max())
+    axes[1].set(yscale="log", xlabel="iteration", ylabel="|x_PSO - x_heavy ball|")
+    axes[1].legend(fontsize=7)
+    _save(fig, out_dir / "pso_momentum.png")
+    return metrics
+
+
+def _global_frac(x: torch.Tensor) -> torch.Tensor:
+    """Fraction of chains in the global (left) basin: x (..., C, 1) -> (...)."""
+    return (x[..., 0] < WELL.critical_points()[1]).double().mean(-1)
+
+
+def _anneal_panels(axes, seed: int) -> dict[str, float]:
+    """Global-basin fraction against budget, and at the end of each level (largest budget),
+    for chains that all start at the local (wrong) minimum."""
+    x0 = torch.full((ANNEAL_CHAINS, 1), WELL.critical_points()[2], dtype=torch.float64)
+    kw = {"t_max": T_MAX, "t_min": T_MIN, "n_levels": N_LEVELS, "step_size": ANNEAL_STEP}
+    runs = {n: rel.anneal_both(WELL, x0, n_steps_each=n, generator=_gen(seed), **kw)
+            for n in STEPS_EACH}
+    evals, n_last, metrics = [N_LEVELS * n for n in STEPS_EACH], STEPS_EACH[-1], {}
+    for alg in ("sa", "langevin"):
+        fracs = [float(_global_frac(runs[n][alg][-1])) for n in STEPS_EACH]
+        axes[0].plot(evals, fracs, "o-", label=alg)
+        axes[1].plot(_global_frac(runs[n_last][alg][n_last - 1::n_last]), "o-", label=alg)
+        metrics |= {f"anneal/{alg}_global_frac_e{e}": f for e, f in zip(evals, fracs, strict=True)}
+        final = runs[n_last][alg][-1]  # (C, 1)
+        metrics[f"anneal/{alg}_final_energy_mean"] = float(WELL.energy(final).mean())
+    ladder = mh.temperature_schedule("geometric", t0=T_MAX, t_min=T_MIN, n_steps=N_LEVELS)
+    exact = [rel.boltzmann_basin_prob(WELL, temperature=t) for t in ladder.tolist()]
+    axes[0].axhline(exact[-1], c="k", ls=":", label="exp(-E / T_min)")
+    axes[0].set(xticks=evals, xlabel="oracle calls per chain", ylabel="P(global basin) at end")
+    axes[1].plot(exact, "k:", label="exp(-E / T_k)")
+    axes[1].set(xlabel=f"level k ({n_last} steps each)", ylabel="P(global basin)")
+    e_min = float(WELL.energy(torch.tensor([[WELL.critical_points()[0]]], dtype=torch.float64)))
+    return metrics | {"anneal/boltzmann_global_frac_t_min": exact[-1],
+                      "anneal/global_min_energy": e_min}
+
+
+def _stationary_panels(axes, seed: int) -> dict[str, float]:
+    """SA (exact Metropolis) and Langevin (unadjusted) chains held at T_FIXED: histogram
+    distance to exp(-E / T_FIXED) against the step size."""
+    x0 = HIST["low"] + (HIST["high"] - HIST["low"]) * torch.rand(
+        FIXED_CHAINS, 1, generator=_gen(seed), dtype=torch.float64)  # (C, 1), over both wells
+    probs = rel.boltzmann_bins(WELL.energy, temperature=T_FIXED, n_bins=40, **HIST)
+    tv, metrics = {"sa": [], "langevin": []}, {}
+    for eps in FIXED_EPS:
+        runs = rel.sample_at_temperature(WELL, x0, temperature=T_FIXED, n_steps=FIXED_STEPS,
+                                         step_size=eps, generator=_gen(seed))
+        for alg, states in runs.items():
+            kept = states[FIXED_STEPS // 3:]  # (n, C, 1) after burn-in
+            tv[alg].append(rel.histogram_tv(kept, probs, **HIST))
+            metrics[f"anneal/{alg}_stationary_tv_step{eps:g}"] = tv[alg][-1]
+            if eps == FIXED_EPS[-1]:
+                axes[0].hist(kept.flatten(), bins=40, range=(HIST["low"], HIST["high"]),
+                             density=True, histtype="step", label=f"{alg}, eps = {eps:g}")
+    width = (HIST["high"] - HIST["low"]) / 40
+    axes[0].stairs(probs / width, torch.linspace(HIST["low"], HIST["high"], 41), color="k",
+                   label="exp(-E / T), binned")
+    axes[0].set(xlabel="x", ylabel="density", title=f"held at T = {T_FIXED}")
+    for alg, values in tv.items():
+        axes[1].plot(FIXED_EPS, values, "o-", label=alg)
+    axes[1].set(xlabel="step size eps", ylabel="histogram TV to exp(-E / T)", yscale="log",
+                title=f"held at T = {T_FIXED}")
+    return metrics
+
+
+def demo_annealing(out_dir: Path, *, seed: int) -> dict[str, float]:
+    """SA vs annealed Langevin on one double well: same ladder, same oracle-call budget."""
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    metrics = _anneal_panels(axes[:2], seed) | _stationary_panels(axes[2:], seed)
+    for ax in axes:
+        ax.legend(fontsize=7)
+    _save(fig, out_dir / "annealing.png")
+    return metrics
 
 
 # ----------------------------------------------------------------------------------------- MCMC
@@ -354,6 +458,8 @@ def run_concepts(
     with single_intra_op_thread():
         metrics |= demo_optimisers(out_dir, dims=list(dims), budget=budget, seed=seed)
         metrics |= demo_schedules(out_dir, n_steps=max(budget // 20, 2))
+        metrics |= demo_pso_momentum(out_dir, seed=seed)
+        metrics |= demo_annealing(out_dir, seed=seed)
         metrics |= demo_mcmc(out_dir, n_chains=n_chains, n_steps=n_steps, seed=seed)
         metrics |= demo_diffusion(out_dir, n_particles=sde_particles, n_steps=sde_steps, seed=seed)
         metrics |= demo_information(out_dir, n=ksg_n, k=ksg_k, n_rho=n_rho, seed=seed)

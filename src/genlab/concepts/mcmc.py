@@ -1,6 +1,7 @@
 """MCMC on known targets: random-walk Metropolis-Hastings, Langevin (ULA, MALA), HMC, and ESS.
 
-Metropolis et al. (1953) / Hastings (1970); ULA and MALA as in Roberts and Tweedie (1996);
+Metropolis et al. (1953) / Hastings (1970); ULA and MALA as in Roberts and Tweedie (1996),
+ULA through a temperature ladder as annealed Langevin dynamics (Song and Ermon 2019, Alg. 1);
 HMC with leapfrog as in Neal, MCMC using Hamiltonian dynamics (2011), Eq. 5.18-5.20; effective
 sample size from Geyer's initial positive sequence (Geyer, Practical Markov chain Monte Carlo,
 1992).
@@ -184,6 +185,39 @@ def ula(
         x = x + step_size * grad + math.sqrt(2 * step_size) * noise  # Euler-Maruyama of Langevin
         out.append(x)
     return ChainResult(torch.stack(out), 1.0)
+
+
+def langevin_temperatures(*, t_max: float, t_min: float, n_levels: int) -> torch.Tensor:
+    """Temperature ladder T_1 = t_max > ... > T_L = t_min (L,) of `annealed_langevin`, equally
+    spaced in log T: geometric, like the sigma_i of Song and Ermon (2019, Sec. 4.2)."""
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if not 0 < t_min <= t_max:
+        raise ValueError(f"need 0 < t_min <= t_max, got t_min={t_min}, t_max={t_max}")
+    return torch.linspace(math.log(t_max), math.log(t_min), n_levels, dtype=torch.float64).exp()
+
+
+def annealed_langevin(
+    log_prob: LogProb, x0: torch.Tensor, temps: torch.Tensor, *, n_steps_each: int,
+    step_size: float, generator: torch.Generator, score: Score | None = None,
+) -> ChainResult:
+    """ULA through temperatures temps (L,): n_steps_each steps targeting p^(1 / T_i) at level i.
+
+    Level i runs `ula` on log p / T_i with step eps_i = step_size T_i, that is
+        x' = x + step_size grad log p(x) + sqrt(2 step_size T_i) xi:
+    a fixed drift and an injected noise variance proportional to T_i, as Song and Ermon's
+    (2019, Algorithm 1) step alpha_i is proportional to sigma_i^2 (they anneal a Gaussian
+    smoothing of p, not its temperature). One gradient per step and chain; samples are
+    (L n_steps_each, C, D).
+    """
+    x, out = x0.double().clone(), []
+    for T in temps.tolist():
+        tempered = None if score is None else (lambda z, T=T: score(z) / T)
+        res = ula(lambda z, T=T: log_prob(z) / T, x, n_steps=n_steps_each,
+                  step_size=step_size * T, generator=generator, score=tempered)
+        out.append(res.samples)
+        x = res.samples[-1]
+    return ChainResult(torch.cat(out), 1.0)
 
 
 def _langevin_log_q(y: torch.Tensor, x: torch.Tensor, grad_x: torch.Tensor, eps: float):

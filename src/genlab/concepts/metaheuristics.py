@@ -1,7 +1,8 @@
 """Gradient-free metaheuristics (PSO, simulated annealing, a genetic algorithm) vs momentum GD.
 
 PSO: Kennedy and Eberhart (1995) with the inertia weight of Shi and Eberhart (1998).
-Simulated annealing: Kirkpatrick, Gelatt and Vecchi (1983), Metropolis acceptance at temperature T.
+Simulated annealing: Kirkpatrick, Gelatt and Vecchi (1983), Metropolis acceptance at temperature T
+(`metropolis_annealing` is the chain; relations.py compares it with annealed Langevin).
 Genetic algorithm: tournament selection, uniform crossover, Gaussian mutation and elitism.
 Gradient descent with heavy-ball momentum: Polyak (1964). Test functions are the usual
 Rastrigin, Rosenbrock and Ackley benchmarks, vectorised over a population x: (P, D) -> (P,).
@@ -86,20 +87,22 @@ def _check_sizes(**sizes: int) -> None:
 
 def gradient_descent_momentum(
     f: Objective, x0: torch.Tensor, *, lr: float = 1e-3, momentum: float = 0.9,
-    n_steps: int = 1000,
+    n_steps: int = 1000, velocity0: torch.Tensor | None = None,
 ) -> OptResult:
     """Heavy-ball GD from x0 (D,): v <- mu v - lr grad f(x); x <- x + v (Polyak 1964).
 
+    Two-step form: x_{t+1} = x_t + mu (x_t - x_{t-1}) - lr grad f(x_t), with velocity0 (D,) the
+    x_0 - x_{-1} (zero, a start at rest, by default); f is evaluated once per step, at x_t.
     Compare with the PSO velocity in `particle_swarm`:
         momentum:  v <- mu * v  - lr * grad f(x)
         PSO:       v <- w  * v  + c1 r1 (p_best - x) + c2 r2 (g_best - x)
-    The inertia w plays the role of mu; the pulls towards remembered good points replace -grad f,
-    acting as a stochastic finite-difference estimate of a descent direction.
+    relations.pso_vs_heavy_ball measures when these are the same recursion (w = mu, and the
+    pulls are lr times a noisy gradient) and how far apart they drift when they are not.
     """
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     x = x0.detach().double().clone()
-    v = torch.zeros_like(x)
+    v = torch.zeros_like(x) if velocity0 is None else velocity0.detach().double().clone()
     best_x, best_f, history = x.clone(), math.inf, []
     for _ in range(n_steps):
         x.requires_grad_(True)
@@ -120,12 +123,22 @@ def gradient_descent_momentum(
 def particle_swarm(
     f: Objective, *, dim: int, low: float, high: float, n_particles: int = 40,
     n_iters: int = 200, inertia: float = 0.7, cognitive: float = 1.5, social: float = 1.5,
-    generator: torch.Generator,
+    generator: torch.Generator, x0: torch.Tensor | None = None, v0: torch.Tensor | None = None,
 ) -> OptResult:
-    """Global-best PSO with inertia weight, positions clamped to the box [low, high]^dim."""
+    """Global-best PSO with inertia weight, positions clamped to the box [low, high]^dim.
+
+    x0, v0 (P, D): start positions and velocities; by default uniform in the box and uniform
+    within +-10% of its width. Each iteration draws r1, then r2, both (P, D) uniforms.
+    """
     _check_sizes(dim=dim, n_particles=n_particles, n_iters=n_iters)
-    x = _uniform(n_particles, dim, low, high, generator)  # (P, D)
-    v = 0.1 * (high - low) * (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1)
+    for name, given in (("x0", x0), ("v0", v0)):
+        if given is not None and tuple(given.shape) != (n_particles, dim):
+            raise ValueError(f"{name} must be ({n_particles}, {dim}), got {tuple(given.shape)}")
+    x = _uniform(n_particles, dim, low, high, generator) if x0 is None else x0.double().clone()
+    if v0 is None:
+        v = 0.1 * (high - low) * (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1)
+    else:
+        v = v0.double().clone()  # (P, D)
     p_best, p_val = x.clone(), f(x)  # personal bests (P, D), (P,)
     history = []
     for _ in range(n_iters):
@@ -169,15 +182,27 @@ def temperature_schedule(kind: str, *, t0: float, t_min: float, n_steps: int) ->
     return t0 / (1 + c * torch.log1p(k))
 
 
-def annealed_langevin_sigmas(*, sigma_max: float, sigma_min: float, n_levels: int) -> torch.Tensor:
-    """Geometric noise levels of annealed Langevin dynamics (Song and Ermon 2019, Algorithm 1).
+def metropolis_annealing(
+    f: Objective, x0: torch.Tensor, temps: torch.Tensor, *, proposal_std: torch.Tensor,
+    low: float, high: float, generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chains x0 (C, D) through temperatures temps (K,), one Metropolis step at each T_k.
 
-    Langevin at level i targets exp(-f / T) with T = 1 (data density smoothed by sigma_i), taking
-    steps alpha_i = eps sigma_i^2 / sigma_L^2 and injecting noise sqrt(2 alpha_i): the injected
-    noise variance sigma_i^2 decays geometrically exactly as SA's geometric T_k does. SA lowers the
-    temperature of a fixed landscape; annealed Langevin lowers the smoothing of the landscape.
+    Propose y = x + proposal_std[k] xi, xi ~ N(0, I), clamped to [low, high]^D, and accept with
+    probability min(1, exp(-(f(y) - f(x)) / T_k)) (Kirkpatrick 1983): one f evaluation per step
+    and chain. Returns the states (K, C, D) and their values (K, C) after each step.
     """
-    return temperature_schedule("geometric", t0=sigma_max, t_min=sigma_min, n_steps=n_levels)
+    x, fx = x0.double().clone(), f(x0.double())
+    states, values = [], []
+    for T, scale in zip(temps.tolist(), proposal_std.tolist(), strict=True):
+        y = (x + scale * torch.randn(x.shape, generator=generator, dtype=x.dtype)).clamp(low, high)
+        fy = f(y)
+        u = torch.rand(len(x), generator=generator, dtype=x.dtype)
+        accept = u.log() < -(fy - fx) / T  # Metropolis criterion
+        x, fx = torch.where(accept[:, None], y, x), torch.where(accept, fy, fx)
+        states.append(x)
+        values.append(fx)
+    return torch.stack(states), torch.stack(values)
 
 
 def simulated_annealing(
@@ -185,29 +210,22 @@ def simulated_annealing(
     t0: float = 10.0, t_min: float = 1e-3, schedule: str = "geometric", step_size: float = 0.5,
     generator: torch.Generator,
 ) -> OptResult:
-    """Parallel SA chains with Gaussian proposals whose scale shrinks as sqrt(T / t0).
+    """Parallel SA chains from uniform starts; the best point any chain visited.
 
-    Accept y from x with probability min(1, exp(-(f(y) - f(x)) / T_k)) (Metropolis at temperature
-    T_k, Kirkpatrick 1983). The proposal std step_size * (high - low) * sqrt(T_k / t0) mirrors
-    Langevin noise sqrt(2 eps T): both shrink with the square root of the temperature.
+    The proposal std step_size * (high - low) * sqrt(T_k / t0) mirrors Langevin noise
+    sqrt(2 eps T): both shrink with the square root of the temperature.
     """
     _check_sizes(dim=dim, n_chains=n_chains, n_iters=n_iters)
     temps = temperature_schedule(schedule, t0=t0, t_min=t_min, n_steps=n_iters)
+    stds = torch.tensor([step_size * (high - low) * math.sqrt(T / t0) for T in temps.tolist()],
+                        dtype=torch.float64)  # (K,)
     x = _uniform(n_chains, dim, low, high, generator)  # (C, D)
-    fx = f(x)
-    best_x, best_f = x[fx.argmin()].clone(), float(fx.min())
-    history = []
-    for T in temps.tolist():
-        scale = step_size * (high - low) * math.sqrt(T / t0)
-        y = (x + scale * torch.randn(x.shape, generator=generator, dtype=x.dtype)).clamp(low, high)
-        fy = f(y)
-        u = torch.rand(n_chains, generator=generator, dtype=x.dtype)
-        accept = u.log() < -(fy - fx) / T  # Metropolis criterion
-        x, fx = torch.where(accept[:, None], y, x), torch.where(accept, fy, fx)
-        if float(fx.min()) < best_f:
-            best_x, best_f = x[fx.argmin()].clone(), float(fx.min())
-        history.append(best_f)
-    return OptResult(best_x, best_f, history, evals_per_iter=n_chains)
+    states, values = metropolis_annealing(f, x, temps, proposal_std=stds, low=low, high=high,
+                                          generator=generator)
+    states, values = torch.cat([x[None], states]), torch.cat([f(x)[None], values])  # (K + 1, ...)
+    history = values.min(1).values.cummin(0).values[1:].tolist()  # best so far after each step
+    k, c = divmod(int(values.argmin()), n_chains)  # argmin takes the first, i.e. earliest, best
+    return OptResult(states[k, c].clone(), float(values[k, c]), history, evals_per_iter=n_chains)
 
 
 # --------------------------------------------------------------------------- genetic algorithm
