@@ -1,7 +1,7 @@
 """Benchmark: wall time to draw N samples from a trained image diffusion model.
 
-Loads models/<name>.pt (EMA weights) with the params.yaml section train.<name> under the active
-profile, runs the method's sampler (EDM Heun at 35 NFE for the Fashion-MNIST presets) on N
+Loads models/<name>.pt (EMA weights) with the params.yaml section diffusion.<name> under the
+active profile, runs the method's sampler (EDM Heun at 35 NFE for the Fashion-MNIST presets) on N
 images in batches, and reports seconds and images/s. runtime.compile / runtime.channels_last
 apply as in the evaluate stage. One warm-up batch first (torch.compile, cuDNN autotuning,
 allocator), timed apart as warmup_seconds; the timed runs sync the device before reading the
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from genlab.models.diffusion import N_CLASSES
-from genlab.models.unet import UNet
-from genlab.samplers.generate import generate, nfe
+from genlab.config import is_toy
+from genlab.families.diffusion import N_CLASSES, backbone, generate, nfe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the stages package
 from stages._common import model_section, runtime, write_json  # noqa: E402
@@ -38,7 +37,7 @@ def _sync(device: torch.device) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("name", help="a train.<name> key whose models/<name>.pt exists")
+    ap.add_argument("name", help="a diffusion.<name> key whose models/<name>.pt exists")
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=2500)
     ap.add_argument("--guidance", type=float, default=0.0, help="CFG weight (conditional only)")
@@ -47,12 +46,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.n < 1 or args.batch < 1 or args.repeats < 1:
         ap.error("--n, --batch and --repeats must be >= 1")
-    name, params, cfg = model_section([args.name], "evaluate")
-    if cfg.family != "diffusion" or cfg.dataset.startswith("toy2d/"):
-        ap.error(f"train.{name} is not an image diffusion model")
+    family, name, params, cfg = model_section(["diffusion", args.name], "evaluate")
+    if is_toy(cfg.dataset):
+        ap.error(f"diffusion.{name} is not an image model (dataset {cfg.dataset})")
     rt, device, seed = runtime(params)
-    net = speed_up(load_model(name, cfg, device), rt, device)
-    unet = next(m for m in net.modules() if isinstance(m, UNet))
+    nhwc = rt.use("channels_last", device.type)
+    net = speed_up(family, load_model(family, name, cfg, device, nhwc), rt, device, nhwc)
+    unet = backbone(net)
     shape = (unet.in_channels, unet.resolution, unet.resolution)
     labels = (torch.arange(args.n) % N_CLASSES) if cfg.conditional else None
     guidance = args.guidance if cfg.conditional else None

@@ -1,6 +1,6 @@
 """Compare samplers on one trained Fashion-MNIST diffusion model: FD / precision / recall.
 
-Loads models/<name>.pt (EMA weights) under params.yaml's train.<name>, draws N samples with
+Loads models/<name>.pt (EMA weights) under params.yaml's diffusion.<name>, draws N samples with
 each requested sampler from the same seed, and scores them against the first N test images
 with the evaluator (models/evaluator.pt), as the evaluate stage does. Samplers:
 
@@ -38,14 +38,13 @@ from pathlib import Path
 import torch
 
 from genlab.data.processed import float_to_images, images_to_float, load_array
+from genlab.families.diffusion import N_CLASSES, generate
 from genlab.metrics.evaluator import feature_fn, load_evaluator, predict
 from genlab.metrics.fd import fd_from_features
 from genlab.metrics.image import batched_features
 from genlab.metrics.prd import precision_recall
-from genlab.models.diffusion import N_CLASSES
 from genlab.models.precond import DenoiserFromScore, ScoreFromDenoiser
 from genlab.samplers.edm import edm_heun_sampler
-from genlab.samplers.generate import generate
 from genlab.samplers.ncsn import annealed_langevin_dynamics
 from genlab.samplers.schedules import ncsn_sigmas
 from genlab.tracking.figures import save_grid
@@ -118,7 +117,7 @@ def draw(spec: tuple, net, method, n: int, labels, seed: int,
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("name", help="a train.<name> key whose models/<name>.pt exists")
+    ap.add_argument("name", help="a diffusion.<name> key whose models/<name>.pt exists")
     ap.add_argument("--n", type=int, default=100, help="samples per sampler")
     ap.add_argument("--samplers", nargs="+", type=parse_sampler, default=[parse_sampler("own")])
     ap.add_argument("--label", type=int, default=None,
@@ -133,18 +132,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.sigmas and not 0 < args.sigmas[1] < args.sigmas[0]:
         ap.error(f"--sigmas {args.sigmas[0]:g} {args.sigmas[1]:g}: need MAX > MIN > 0")
 
-    name, params, cfg = model_section([args.name], "evaluate")
-    if cfg.family != "diffusion" or cfg.dataset != "fashion_mnist":
-        raise SystemExit(f"error: train.{name} is not a Fashion-MNIST diffusion model")
+    family, name, params, cfg = model_section(["diffusion", args.name], "evaluate")
+    if cfg.dataset != "fashion_mnist":
+        raise SystemExit(f"error: diffusion.{name} is not a Fashion-MNIST model")
     fits = {"ald": ("ncsn", "edm"), "heun": ("ncsn", "edm"), "ddim": ("ddpm",),
             "ancestral": ("ddpm",), "own": ("ncsn", "edm", "ddpm")}
     for spec in args.samplers:
         if cfg.method.kind not in fits[spec[0]]:
             raise SystemExit(f"error: sampler {spec[0]} needs a {' or '.join(fits[spec[0]])} "
-                             f"model; train.{name}.method.kind is {cfg.method.kind!r}")
+                             f"model; diffusion.{name}.method.kind is {cfg.method.kind!r}")
     _, _, seed = runtime(params)
     ev = evaluate_section(params)
-    net = load_model(name, cfg, torch.device("cpu"))
+    net = load_model(family, name, cfg, torch.device("cpu"), nhwc=False)
     labels = None
     if cfg.conditional:
         labels = (torch.full((args.n,), args.label) if args.label is not None

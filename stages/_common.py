@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,14 @@ import torch
 import yaml
 
 from genlab.config import (
-    TOP_LEVEL,
     ConfigError,
+    EvaluateConfig,
     RuntimeConfig,
     TrackingConfig,
     check_top_level,
     load,
     load_profile,
+    load_section,
     load_seed,
 )
 from genlab.tracking.mlflow_tracker import StageTracker, TrackingTarget
@@ -32,6 +34,17 @@ from genlab.training.device import pick_device
 
 PARAMS = Path("params.yaml")
 PROCESSED = Path("data/processed")
+
+
+# Top-level sections besides one per model family (genlab.families.available()).
+SECTIONS = ("seed", "profile", "runtime", "tracking", "data", "evaluator", "evaluate",
+            "presets", "concepts", "scratch")
+
+
+def known_sections() -> tuple[str, ...]:
+    from genlab import families
+
+    return SECTIONS + tuple(families.available())
 
 
 def load_params(path: Path = PARAMS) -> dict:
@@ -44,7 +57,7 @@ def load_params(path: Path = PARAMS) -> dict:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(params, dict):
         raise ConfigError(f"{path} must hold a mapping at the top level")
-    check_top_level(params, TOP_LEVEL)
+    check_top_level(params, known_sections())
     return params
 
 
@@ -54,30 +67,47 @@ def section(params: dict, key: str) -> Any:
     return params[key]
 
 
-def model_section(argv: list[str], stage: str) -> tuple[str, dict, Any]:
-    """(name, params, typed config) for `python -m stages.<stage> <name>`, name a train key."""
-    from genlab.config import load_train
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
-    if len(argv) != 1:
-        raise ConfigError(f"usage: python -m stages.{stage} <name>  (a key of the train section)")
-    name = argv[0]
-    params = load_params()
-    train_section = section(params, "train")
-    presets = params.get("presets") or {}
-    if name in train_section:
-        return name, params, load_train(train_section[name], name, load_profile(params))
+
+def check_model_name(where: str, name: Any) -> None:
+    """Model names become paths (models/<name>.pt) and DVC stage keys: letters, digits, _ -."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise ConfigError(f"{where}.{name}: a model name must be letters, digits, '_' or '-' "
+                          f"(it names models/<name>.pt), got {name!r}")
+
+
+def model_raw(params: dict, family: str, name: str) -> tuple[str, Any]:
+    """(key path, raw section) of model `name`: <family>.<name>, else presets.<family>.<name>."""
+    models = params.get(family) or {}
+    presets = (params.get("presets") or {}).get(family) or {}
+    if isinstance(models, dict) and name in models:
+        return f"{family}.{name}", models[name]
     if isinstance(presets, dict) and name in presets:
-        return name, params, _load_preset(presets[name], name, load_profile(params))
-    raise ConfigError(f"train.{name} is not in params.yaml (have: {list(train_section)}; "
-                      f"presets: {list(presets) if isinstance(presets, dict) else []})")
+        return f"presets.{family}.{name}", presets[name]
+    raise ConfigError(f"{family}.{name} is not in {PARAMS} (models: "
+                      f"{list(models) if isinstance(models, dict) else []}; presets: "
+                      f"{list(presets) if isinstance(presets, dict) else []})")
 
 
-def evaluate_section(params: dict):
-    """The typed `evaluate` section with the active profile's overrides."""
-    from genlab.config import EvaluateConfig, apply_profile
+def model_section(argv: list[str], stage: str):
+    """(family, name, params, typed config) for `python -m stages.<stage> <family> <name>`."""
+    from genlab import families
 
-    raw = apply_profile(params.get("evaluate", {}), load_profile(params), "evaluate")
-    return load(EvaluateConfig, raw, "evaluate")
+    if len(argv) != 2:
+        raise ConfigError(f"usage: python -m stages.{stage} <family> <name>  (families: "
+                          f"{families.available()}; name: a key of that params section)")
+    family, name = families.get(argv[0]), argv[1]
+    check_model_name(family.name, name)
+    params = load_params()
+    path, raw = model_raw(params, family.name, name)
+    return family, name, params, load_section(family.config, raw, path, load_profile(params))
+
+
+def evaluate_section(params: dict, profile: str | None = None) -> EvaluateConfig:
+    """The typed `evaluate` section with the active profile's overrides (or `profile`'s)."""
+    return load_section(EvaluateConfig, params.get("evaluate", {}), "evaluate",
+                        profile or load_profile(params))
 
 
 def runtime(params: dict) -> tuple[RuntimeConfig, torch.device, int]:
@@ -159,46 +189,3 @@ def main(fn) -> None:
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-
-
-def _load_preset(raw, name: str, profile: str):
-    """A presets.<name> section, validated like train.<name>; errors name presets.<name>."""
-    from genlab.config import load_train
-
-    try:
-        return load_train(raw, name, profile)
-    except ConfigError as e:
-        raise ConfigError(str(e).replace(f"train.{name}", f"presets.{name}")) from None
-
-
-def validate_params(params: dict) -> None:
-    """Validate every section of params.yaml at once (used by `make check-params` and tests)."""
-    from genlab.config import PROFILES, DataConfig, EvaluatorConfig, load_train
-
-    check_top_level(params, TOP_LEVEL)
-    load_seed(params)
-    active = load_profile(params)
-    load(RuntimeConfig, params.get("runtime", {}), "runtime")
-    load(TrackingConfig, params.get("tracking", {}), "tracking")
-    load(DataConfig, section(params, "data"), "data")
-    load(EvaluatorConfig, section(params, "evaluator"), "evaluator")
-    train = section(params, "train")
-    if not isinstance(train, dict) or not train:
-        raise ConfigError("train must be a non-empty mapping of model name -> section")
-    presets = params.get("presets") or {}
-    if not isinstance(presets, dict):
-        raise ConfigError(f"presets must be a mapping of name -> train section, "
-                          f"got {type(presets).__name__}")
-    for name in presets:
-        if name in train:
-            raise ConfigError(f"presets.{name} has the name of train.{name}: rename one")
-    for profile in (active, *[p for p in PROFILES if p != active]):  # every preset, active first
-        evaluate_section({**params, "profile": profile})
-        for name, raw in train.items():
-            load_train(raw, name, profile)
-        for name, raw in presets.items():
-            _load_preset(raw, name, profile)
-    from genlab.config import ConceptsConfig, ScratchConfig
-
-    load(ConceptsConfig, params.get("concepts", {}), "concepts")
-    load(ScratchConfig, params.get("scratch", {}), "scratch")

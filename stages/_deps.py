@@ -73,18 +73,44 @@ def import_closure(module: str, root: Path = ROOT) -> set[Path]:
     return seen
 
 
-def output_shaping_files(module: str, root: Path = ROOT) -> list[str]:
-    """The closure as sorted root-relative paths, less NOT_OUTPUT_SHAPING and empty files
-    (an empty __init__.py runs nothing)."""
+# Stages whose first argument names a model family: they also run that family's package
+# (registry entry) or its evaluate module, which they import by name at run time.
+FAMILY_PART = {"stages.train": "", "stages.evaluate": "evaluate"}
+
+
+def stage_modules(argv: list[str]) -> list[str]:
+    """The dotted modules a stage command runs: `[module, *args]` of `python -m module args`.
+    A family stage adds genlab.families.<family> (train) or its evaluate module."""
+    module, *args = argv
+    if module in FAMILY_PART and args:
+        part = FAMILY_PART[module]
+        return [module, f"genlab.families.{args[0]}" + (f".{part}" if part else "")]
+    return [module]
+
+
+def output_shaping_files(modules: str | list[str], root: Path = ROOT) -> list[str]:
+    """The closure of `modules` as sorted root-relative paths, less NOT_OUTPUT_SHAPING and empty
+    files (an empty __init__.py runs nothing)."""
+    paths = set().union(*(import_closure(m, root) for m in
+                          ([modules] if isinstance(modules, str) else modules)))
     return sorted(
-        rel for path in import_closure(module, root)
+        rel for path in paths
         if (rel := path.relative_to(root).as_posix()) not in NOT_OUTPUT_SHAPING
         and path.read_text().strip())
 
 
-def code_fingerprint(module: str, root: Path = ROOT) -> str:
-    """sha256 (16 hex digits) over the paths and bytes of output_shaping_files(module)."""
+def code_fingerprint(modules: str | list[str], root: Path = ROOT) -> str:
+    """sha256 (16 hex digits) over the paths and bytes of output_shaping_files(modules)."""
     digest = hashlib.sha256()
-    for rel in output_shaping_files(module, root):
+    for rel in output_shaping_files(modules, root):
         digest.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+if __name__ == "__main__":
+    # `python -m stages._deps stages.train <family>`: the code deps of that stage command, as
+    # the YAML list its dvc.yaml block needs (data and model files are added by hand).
+    import sys
+
+    for rel in output_shaping_files(stage_modules(sys.argv[1:])):
+        print(f"        - {rel}")

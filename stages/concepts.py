@@ -9,8 +9,9 @@ import dataclasses
 import time
 from pathlib import Path
 
+from genlab.concepts.config import ConceptsConfig
 from genlab.concepts.demos import run_concepts
-from genlab.config import ConceptsConfig, load, load_seed
+from genlab.config import load, load_seed
 from stages._common import load_params, main, tracker, write_json
 
 FIGS = Path("figures/concepts")

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import EvaluateConfig, EvaluatorConfig, apply_profile, load
+from genlab.config import load
 from genlab.data.batches import image_batches
 from genlab.data.processed import images_to_float, load_array
 from genlab.metrics.evaluator import accuracy, feature_fn, save_evaluator
 from genlab.metrics.image import image_fd_report
 from genlab.models.classifier import EvaluatorCNN
+from genlab.models.classifier_config import EvaluatorConfig
 from genlab.objectives.ae import ClassificationLoss
 from genlab.tracking.figures import save_loss_curve
 from genlab.training.loop import RunSpec, train
 from stages._common import (
     PROCESSED,
     config_hash,
+    evaluate_section,
     load_params,
     main,
     runtime,
@@ -43,8 +45,7 @@ def run(argv: list[str]) -> None:
     cfg = load(EvaluatorConfig, section(params, "evaluator"), "evaluator")
     # The yardstick is the same under every profile: the evaluate section as the cpu profile
     # reads it (the gpu: block only changes how generated samples are drawn and counted).
-    ev = load(EvaluateConfig, apply_profile(params.get("evaluate", {}), "cpu", "evaluate"),
-              "evaluate")
+    ev = evaluate_section(params, "cpu")
     rt, device, seed = runtime(params)
     arch = {"width": cfg.width, "depth": cfg.depth, "feature_dim": cfg.feature_dim,
             "dropout": cfg.dropout}

@@ -7,10 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
-from genlab.config import DataConfig, TorchvisionSetConfig, load
+from genlab.config import load
 from genlab.data import celeba, cifar10
+from genlab.data.config import DataConfig, TorchvisionSetConfig
 from genlab.data.fashion_mnist import fetch_fashion_mnist
-from genlab.data.idx import DataError
+from genlab.errors import DataError
 from stages._common import load_params, main, section, tracker, write_json
 
 RAW = Path("data/raw")

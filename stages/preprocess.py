@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.config import DataConfig, load, load_seed
+from genlab.config import load, load_seed
 from genlab.data.celeba import load_celeba
 from genlab.data.cifar10 import load_cifar10
+from genlab.data.config import DataConfig
 from genlab.data.fashion_mnist import load_fashion_mnist
 from genlab.data.moving_fmnist import make_moving_fmnist
 from genlab.data.processed import save_arrays, write_manifest
@@ -36,7 +37,7 @@ def toy2d(cfg: DataConfig, seed: int) -> dict[str, np.ndarray]:
     for i, name in enumerate(cfg.toy2d.names):
         for j, (split, n) in enumerate((("train", cfg.toy2d.n_train), ("test", cfg.toy2d.n_test))):
             g = torch.Generator().manual_seed(seed * 1000 + 10 * i + j)
-            out[f"toy2d/{name}_{split}"] = sample_toy(name, n, g).numpy().astype(np.float32)
+            out[f"toy2d/{name}/{split}_x"] = sample_toy(name, n, g).numpy().astype(np.float32)
     return out
 
 

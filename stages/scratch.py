@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.config import ScratchConfig, load, load_seed
+from genlab.config import load, load_seed
 from genlab.data.processed import load_array
+from genlab.scratch.config import ScratchConfig
 from genlab.scratch.train import train_scratch_autoencoder, train_scratch_classifier
 from genlab.tracking.figures import save_grid, save_loss_curve
 from stages._common import PROCESSED, load_params, main, tracker, write_csv, write_json

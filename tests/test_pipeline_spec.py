@@ -1,28 +1,48 @@
-"""dvc.yaml and params.yaml agree: every train key is a stage pair and feeds the report."""
+"""dvc.yaml and params.yaml agree: every model family has its block of two stages iterating
+over its own params section, models feed the report through folders, tiny params cover the
+same models as the real ones."""
 
 from __future__ import annotations
 
 import yaml
 
+from genlab import families
 from tests.conftest import ROOT
 
 
-def test_report_depends_on_every_models_metrics(params):
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    deps = set(dvc["stages"]["report"]["deps"])
-    for name in params["train"]:
-        assert f"metrics/{name}.json" in deps, f"add metrics/{name}.json to report's deps"
-    assert "metrics/evaluator.json" in deps
+def _dvc() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def test_train_and_evaluate_iterate_the_train_section():
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    for stage in ("train", "evaluate"):
-        assert dvc["stages"][stage]["foreach"] == "${train}"
-        assert "train.${key}" in dvc["stages"][stage]["do"]["params"]
+def test_every_family_has_its_block_over_its_own_section(params):
+    stages = _dvc()
+    for name in families.available():
+        family = families.get(name)
+        verb = "pretrain" if family.role == "pretrain" else "train"
+        for stage, module in ((f"{verb}-{name}", "stages.train"),
+                              (f"evaluate-{name}", "stages.evaluate")):
+            assert stage in stages, f"dvc.yaml has no stage {stage} for family {name}"
+            body = stages[stage]
+            assert body["foreach"] == f"${{{name}}}", stage
+            assert body["do"]["cmd"] == f"python -m {module} {name} ${{key}}", stage
+            assert f"{name}.${{key}}" in body["do"]["params"], stage
+            assert "data/processed/${item.dataset}" in body["do"]["deps"], stage
+        assert name in params, f"params.yaml has no section for family {name}"
+
+
+def test_report_reads_every_model_through_folders():
+    """metrics/eval and figures: a new family's models reach the report with no edit to it."""
+    deps = set(_dvc()["report"]["deps"])
+    assert {"metrics/eval", "metrics/sweeps", "figures", "metrics/evaluator.json"} <= deps
+    for body in _dvc().values():
+        metrics = [next(iter(m)) if isinstance(m, dict) else m
+                   for m in body.get("do", body).get("metrics", [])]
+        for m in metrics:
+            assert m.startswith(("metrics/eval/", "metrics/train/")) or m in deps, m
 
 
 def test_tiny_params_cover_the_same_models(params):
     tiny = yaml.safe_load((ROOT / "tests/e2e/params_tiny.yaml").read_text())
-    assert set(tiny["train"]) == set(params["train"])
     assert set(tiny) == set(params)
+    for name in families.available():
+        assert set(tiny[name]) == set(params[name]), name

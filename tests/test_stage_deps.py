@@ -1,8 +1,9 @@
-"""Every repo file a stage imports is a DVC dependency of that stage, and the code fingerprint
-that keys resumable checkpoints follows those files.
+"""Every repo file a stage imports is a DVC dependency of that stage, and no other code file
+is; the code fingerprint that keys resumable checkpoints follows those files.
 
 A file missing from `deps:` can change what a stage writes while `dvc status` stays clean, so
-`dvc repro` would keep stale models and metrics.
+`dvc repro` would keep stale models and metrics; a code file listed that the stage never runs
+reruns it (and throws its checkpoints away) for nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages._deps import code_fingerprint, import_closure, output_shaping_files
+from stages._deps import code_fingerprint, import_closure, output_shaping_files, stage_modules
 from tests.conftest import ROOT
 
 
@@ -20,34 +21,55 @@ def covered(path: str, deps: list[str]) -> bool:
     return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-def stage_specs() -> list[tuple[str, str, list[str]]]:
-    """(stage name, entry module, deps without ${...} templates) for every dvc.yaml stage."""
+def stage_specs() -> list[tuple[str, list[str], list[str]]]:
+    """(stage name, modules its command runs, deps without data/model paths) per dvc.yaml
+    stage. A family stage's `python -m stages.train <family> ${key}` runs the family too."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     specs = []
     for name, stage in dvc["stages"].items():
         body = stage.get("do", stage)
         cmd = body["cmd"].split()
         assert cmd[:2] == ["python", "-m"], f"stage {name}: cmd {body['cmd']!r} is not python -m"
-        specs.append((name, cmd[2], [d for d in body.get("deps", []) if "${" not in d]))
+        argv = [a for a in cmd[2:] if "${" not in a]
+        code = [d for d in body.get("deps", []) if d.startswith(("src/", "stages/"))]
+        specs.append((name, stage_modules(argv), code))
     return specs
 
 
 SPECS = stage_specs()
 
 
-@pytest.mark.parametrize("stage,module,deps", SPECS, ids=[s[0] for s in SPECS])
-def test_stage_lists_every_file_it_imports(stage, module, deps):
-    missing = [rel for rel in output_shaping_files(module) if not covered(rel, deps)]
+@pytest.mark.parametrize("stage,modules,deps", SPECS, ids=[s[0] for s in SPECS])
+def test_stage_lists_exactly_the_files_it_imports(stage, modules, deps):
+    closure = output_shaping_files(modules)
+    missing = [rel for rel in closure if not covered(rel, deps)]
     assert not missing, f"dvc.yaml stage {stage!r} imports {missing}: add them to its deps"
+    extra = [dep for dep in deps if not any(covered(rel, [dep]) for rel in closure)]
+    assert not extra, f"dvc.yaml stage {stage!r} lists {extra}, which it never imports"
+    wide = [dep for dep in deps if (ROOT / dep).is_dir()]
+    assert not wide, f"dvc.yaml stage {stage!r} lists folders {wide}: list the files it runs"
+
+
+def test_family_code_is_a_dep_of_that_family_only():
+    """Each family's files are deps of that family's stages and of no other stage."""
+    for stage, _, deps in SPECS:
+        for dep in deps:
+            if dep.startswith("src/genlab/families/") and dep.count("/") > 3:
+                family = dep.split("/")[3]
+                assert stage.split("@")[0].endswith(f"-{family}"), (stage, dep)
 
 
 def test_closure_follows_imports_through_packages():
-    files = {p.relative_to(ROOT).as_posix() for p in import_closure("stages.train")}
+    files = set(output_shaping_files(stage_modules(["stages.train", "diffusion"])))
     assert {"stages/train.py", "stages/_common.py",   # from stages._common import ...
             "src/genlab/config.py",                    # imported by stages/_common.py
-            "src/genlab/models/unet.py",
-            "src/genlab/__init__.py"} <= files         # a package's __init__ runs on import
+            "src/genlab/families/diffusion/__init__.py",  # the family the command names
+            "src/genlab/models/unet.py"} <= files      # ... and what that family imports
     assert "src/genlab/scratch/cnn.py" not in files    # the train stage never imports it
+    assert "src/genlab/families/diffusion/evaluate.py" not in files  # training runs no eval
+    assert not any("autoencoder" in f for f in files)  # nor another family
+    every = {p.relative_to(ROOT).as_posix() for p in import_closure("stages.train")}
+    assert "src/genlab/__init__.py" in every           # a package's __init__ runs on import
 
 
 def _write(root: Path, rel: str, text: str) -> None:

@@ -32,7 +32,7 @@ measured:
             the weights already trained on this machine, with the spec's sampler settings:
             res/resample_<i>_<model>.json holds each run's metrics and its spec.
 
---resample MODEL:KEY=VALUE[;KEY=VALUE...] (repeatable) sets keys under train.<MODEL>.gpu for
+--resample MODEL:KEY=VALUE[;KEY=VALUE...] (repeatable) sets keys under diffusion.<MODEL>.gpu for
 one evaluation, e.g. DDPM's samplers on the model the train part just made:
 
     --parts resample --resample "ddpm_fmnist:method.ddim_eta=1.0" \
@@ -50,7 +50,8 @@ profile, bandwidth) need neither. E.g.
 --set KEY=VALUE (repeatable) edits the rewritten params.yaml after everything else, with VALUE
 read as YAML; KEY is a dotted path whose parent must exist, e.g. a batch-512 EDM trial:
 
-    --models edm_fmnist --set train.edm_fmnist.gpu.batch_size=512 --set train.edm_fmnist.gpu.lr=2e-3
+    --models edm_fmnist --set diffusion.edm_fmnist.gpu.batch_size=512 \
+        --set diffusion.edm_fmnist.gpu.lr=2e-3
 
 --smoke shrinks every step (seconds of training, 200 samples, a tiny bench) so the whole path
 can be checked on a CPU before spending GPU time.
@@ -115,13 +116,13 @@ def apply_sets(params: dict, sets: list[str]) -> dict:
 
 def parse_resample(spec: str) -> tuple[str, list[str]]:
     """'ddpm_fmnist:method.ddim_eta=1.0;method.ddim_steps=50' -> (model, --set items under
-    train.<model>.gpu); a malformed spec or an unknown model is an error that names it."""
+    diffusion.<model>.gpu); a malformed spec or an unknown model is an error that names it."""
     model, sep, rest = spec.partition(":")
     if not sep or model not in MODELS or not rest.strip():
         raise ValueError(f"--resample {spec!r}: expected MODEL:KEY=VALUE[;KEY=VALUE...] with "
                          f"MODEL one of {', '.join(MODELS)}")
     items = [item.strip() for item in rest.split(";") if item.strip()]
-    return model, [f"train.{model}.gpu.{item}" for item in items]
+    return model, [f"diffusion.{model}.gpu.{item}" for item in items]
 
 
 def written_since(path: Path, t0: float) -> list[Path]:
@@ -148,8 +149,8 @@ def write_params(fmnist: Path | None, smoke: bool, compile_: str, sets: list[str
         tiny = {"max_seconds": 3.0, "eval_samples": 200, "batch_size": 16, "log_every": 5,
                 "net": {"model_channels": 8, "num_blocks": 1, "num_heads": 1}}
         for m in MODELS:
-            p["train"][m]["gpu"] |= tiny
-            p["train"][m]["gpu"]["method"] = p["train"][m]["gpu"].get("method", {}) | (
+            p["diffusion"][m]["gpu"] |= tiny
+            p["diffusion"][m]["gpu"]["method"] = p["diffusion"][m]["gpu"].get("method", {}) | (
                 {"num_scales": 10, "n_steps_each": 2} if m.startswith("ncsn") else {})
         p["evaluate"]["gpu"]["sample_batch_size"] = 100
         p["data"]["fashion_mnist"] |= {"limit_train": 2000, "limit_test": 500}
@@ -238,10 +239,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: a CPU check of the path")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="params.yaml edit after the rewrite, e.g. train.edm_fmnist.gpu.lr=2e-3")
+                    help="params.yaml edit after the rewrite, e.g. "
+                    "diffusion.edm_fmnist.gpu.lr=2e-3")
     ap.add_argument("--resample", action="append", default=[], metavar="MODEL:KEY=VALUE;...",
                     help="part resample: one more evaluation of MODEL with these settings "
-                    "under train.MODEL.gpu")
+                    "under diffusion.MODEL.gpu")
     args = ap.parse_args(argv)
     try:
         resamples = [parse_resample(spec) for spec in args.resample]
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         samples that the checkout already held (the CPU pipeline's) are left out, of the
         summary too, so no number in it predates the session."""
         for m in MODELS:
-            for src in (Path(f"metrics/{m}.json"), Path(f"metrics/train/{m}.json")):
+            for src in (Path(f"metrics/eval/{m}.json"), Path(f"metrics/train/{m}.json")):
                 if written_since(src, started):
                     summary.setdefault(m, {})[src.parent.name] = json.loads(src.read_text())
         summary["seconds"] = time.perf_counter() - T0
@@ -381,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     #    off the clock).
     if "train" in parts:
         summary["steps"]["train"] = run_parallel(
-            {f"train_{m}": [py, "-m", "stages.train", m] for m in models}, logs,
+            {f"train_{m}": [py, "-m", "stages.train", "diffusion", m] for m in models}, logs,
             timeout=min(420.0, remaining() - 60))
         pack()
 
@@ -399,7 +401,8 @@ def main(argv: list[str] | None = None) -> None:
         summary["steps"]["evaluate"] = {}
         for m in models:
             summary["steps"]["evaluate"][m] = run(
-                [py, "-m", "stages.evaluate", m], logs / f"evaluate_{m}.log", remaining() - 8)
+                [py, "-m", "stages.evaluate", "diffusion", m], logs / f"evaluate_{m}.log",
+                remaining() - 8)
             pack()
 
     # 6. More evaluations of trained models under other sampler settings.
@@ -408,9 +411,10 @@ def main(argv: list[str] | None = None) -> None:
             Path("params.yaml").write_text(yaml.safe_dump(
                 apply_sets(yaml.safe_load(base_params), extra), sort_keys=False))
             key = f"resample_{i}_{model}"
-            code = run([py, "-m", "stages.evaluate", model], logs / f"{key}.log", remaining() - 8)
+            code = run([py, "-m", "stages.evaluate", "diffusion", model], logs / f"{key}.log",
+                       remaining() - 8)
             summary["steps"][key] = code
-            metrics = Path(f"metrics/{model}.json")
+            metrics = Path(f"metrics/eval/{model}.json")
             if code == 0 and metrics.exists():
                 (res / f"{key}.json").write_text(json.dumps(
                     {"spec": args.resample[i], "metrics": json.loads(metrics.read_text())},
@@ -426,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(summary["steps"]))
     for m in (m for m in MODELS if m in summary):
         met = summary[m]
-        tr, ev = met.get("train", {}), met.get("metrics", {})
+        tr, ev = met.get("train", {}), met.get("eval", {})
         keys = sorted(k for k in ev if k.startswith("sample_") or k.startswith("fd_"))
         print(m, json.dumps({"steps": tr.get("steps"), "train_s": tr.get("train_seconds"),
                              **{k: round(ev[k], 4) for k in keys}}))

@@ -148,9 +148,11 @@ def test_cfg_passes_integer_timesteps_through():
 def test_ncsn_denoiser_parametrization_is_score_from_an_edm_denoiser():
     """method.parametrization = denoiser: s = (D - x) / sigma^2 with D = EDMPrecond(backbone),
     and NCSNLoss becomes 1/2 ||(D(x~) - x) / sigma||^2 (the sigma^2-weighted DSM of Eq. 6)."""
-    from genlab.config import NCSNConfig
-    from genlab.models.diffusion import wrap
+    from genlab.families.diffusion import METHODS
+    from genlab.families.diffusion.config import NCSNConfig
     from genlab.objectives.diffusion import NCSNLoss
+
+    wrap = METHODS["ncsn"].wrap
 
     torch.manual_seed(0)
     backbone = Spy()

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 from tests.e2e.conftest import make_env, make_workspace, run, set_params
 
 TINY_EDM = {
-    "family": "diffusion", "dataset": "fashion_mnist", "conditional": True,
+    "dataset": "fashion_mnist", "conditional": True,
     "guidance": [0.0, 2.0], "label_dropout": 0.2, "eval_samples": 60,
     "net": {"kind": "unet", "model_channels": 8, "channel_mult": [1, 2],
             "attn_resolutions": [14], "num_blocks": 1},
@@ -33,20 +33,21 @@ TINY_EDM = {
 def test_conditional_image_diffusion_stages(tmp_path, prepared_data, method):
     ws = make_workspace(tmp_path / "ws", git=False)
     shutil.copytree(prepared_data, ws / "data")
-    set_params(ws, {"tracking.enabled": False, "train": {"cedm": TINY_EDM | {"method": method}},
+    set_params(ws, {"tracking.enabled": False, "diffusion": {"cedm": TINY_EDM | {"method": method}},
                     "evaluate.batch_size": 30})
     env = make_env(None)
     run([sys.executable, "-m", "stages.evaluator"], ws, env)
-    run([sys.executable, "-m", "stages.train", "cedm"], ws, env)
-    run([sys.executable, "-m", "stages.evaluate", "cedm"], ws, env)
+    run([sys.executable, "-m", "stages.train", "diffusion", "cedm"], ws, env)
+    run([sys.executable, "-m", "stages.evaluate", "diffusion", "cedm"], ws, env)
 
-    metrics = json.loads((ws / "metrics/cedm.json").read_text())
-    for w in ("0", "2"):
+    metrics = json.loads((ws / "metrics/eval/cedm.json").read_text())
+    for suffix in ("", "_w2"):  # the first guidance weight (0) is the headline
         for key in ("fd", "precision", "recall", "class_accuracy"):
-            assert math.isfinite(metrics[f"sample_{key}_w{w}"])
+            assert math.isfinite(metrics[f"sample_{key}{suffix}"])
     assert metrics["fd_floor_train_vs_test"] < metrics["fd_noise_ceiling"]
-    sweep = pd.read_csv(ws / "metrics/guidance/cedm.csv")
+    sweep = pd.read_csv(ws / "metrics/sweeps/cedm.csv")
     assert list(sweep["w"]) == [0.0, 2.0]
+    assert sweep["fd"][0] == metrics["sample_fd"] and sweep["fd"][1] == metrics["sample_fd_w2"]
     samples = np.load(ws / "data/samples/cedm.npz")
     assert samples["images"].shape == (60, 1, 28, 28) and samples["images"].dtype == np.uint8
     assert (samples["labels"] == np.arange(60) % 10).all()

@@ -14,9 +14,12 @@ from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import TINY, make_env, make_workspace, run
 
-MODELS = tuple(yaml.safe_load(TINY.read_text())["train"])  # the same keys as params.yaml
+_TINY = yaml.safe_load(TINY.read_text())
+FAMILY_MODELS = {f: tuple(_TINY[f]) for f in ("autoencoder", "diffusion")}  # as params.yaml
+MODELS = tuple(m for models in FAMILY_MODELS.values() for m in models)
 STAGES = ["fetch", "preprocess", "evaluator", "concepts", "scratch", "report"] + [
-    f"{kind}@{m}" for kind in ("train", "evaluate") for m in MODELS]
+    f"{stage}@{m}" for family, verb in (("autoencoder", "pretrain"), ("diffusion", "train"))
+    for stage in (f"{verb}-{family}", f"evaluate-{family}") for m in FAMILY_MODELS[family]]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +42,11 @@ def _runs(uri) -> list:
 
 def test_outputs_exist_and_are_finite(repro):
     ws, *_ = repro
-    for model in ("evaluator", "concepts", "scratch_cnn", "scratch_ae", *MODELS):
-        metrics = json.loads((ws / f"metrics/{model}.json").read_text())
+    paths = [f"metrics/{m}.json" for m in ("evaluator", "concepts", "scratch_cnn", "scratch_ae")]
+    for path in paths + [f"metrics/eval/{m}.json" for m in MODELS]:
+        metrics = json.loads((ws / path).read_text())
         assert metrics and all(math.isfinite(v) for v in metrics.values()
-                               if isinstance(v, float)), model
+                               if isinstance(v, float)), path
     assert (ws / "figures/ae/reconstructions.png").stat().st_size > 1000
     assert (ws / "figures/dae/denoise_s0.5.png").exists()
     assert (ws / "figures/ae_toy/scatter.png").exists()
@@ -50,10 +54,14 @@ def test_outputs_exist_and_are_finite(repro):
     assert (ws / "data/samples/ae.npz").exists()
     summary = pd.read_csv(ws / "metrics/summary.csv", index_col="model")
     assert set(summary.index) == {"evaluator", *MODELS}
-    assert (ws / "figures/ncsn_toy/annealing.png").exists()
+    for m in ("edm_toy", "ddpm_toy", "ncsn_toy"):
+        assert (ws / f"figures/{m}/sampling_path.png").exists(), m
     for m in ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist"):
         assert np.load(ws / f"data/samples/{m}.npz")["images"].shape == (60, 1, 28, 28), m
-    assert list(pd.read_csv(ws / "metrics/guidance/edm_fmnist.csv")["w"]) == [0.0, 2.0]
+        # the headline FD of every image model, conditional or not, is in the overview
+        assert math.isfinite(summary.loc[m, "sample_fd"]), m
+    assert list(pd.read_csv(ws / "metrics/sweeps/edm_fmnist.csv")["w"]) == [0.0, 2.0]
+    assert list(pd.read_csv(ws / "metrics/sweeps/dae.csv")["sigma"]) == [0.0, 0.1, 0.3, 0.5]
     assert "Foundations" in (ws / "reports/report.md").read_text()
     html = (ws / "reports/index.html").read_text()
     assert "data:image/png;base64," in html and "not comparable to Inception FID" in html
@@ -61,10 +69,13 @@ def test_outputs_exist_and_are_finite(repro):
     assert set(lock["stages"]) == set(STAGES)
 
 
-def test_dae_denoises_better_than_ae_at_high_noise(repro):
+def test_noise_hurts_the_ae_more_than_the_dae(repro):
+    """The DAE trains on the noise levels it is evaluated at: its reconstruction error grows
+    less from clean inputs to sigma = 0.5 than the plain AE's (same data, steps and net)."""
     ws, *_ = repro
-    ae = json.loads((ws / "metrics/ae.json").read_text())
+    ae, dae = (json.loads((ws / f"metrics/eval/{m}.json").read_text()) for m in ("ae", "dae"))
     assert ae["recon_mse_s0.5"] > ae["recon_mse"]  # noise hurts a plain AE
+    assert dae["recon_mse_s0.5"] - dae["recon_mse"] < ae["recon_mse_s0.5"] - ae["recon_mse"]
 
 
 def test_mlflow_has_one_parent_with_a_child_per_stage(repro):
@@ -75,8 +86,8 @@ def test_mlflow_has_one_parent_with_a_child_per_stage(repro):
     children = {r.info.run_name: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert set(children) == set(STAGES)
-    train = children["train@ae"]
-    assert train.data.params["train.ae.lr"] == "0.002"
+    train = children["pretrain-autoencoder@ae"]
+    assert train.data.params["autoencoder.ae.lr"] == "0.002"
     assert math.isfinite(train.data.metrics["train_loss"])
     assert any(k.startswith("out.models/ae.pt") for k in train.data.tags)
     assert all(r.info.status == "FINISHED" for r in children.values())
@@ -90,7 +101,7 @@ def test_second_repro_is_a_noop(repro):
 
 def test_exp_run_is_visible_in_dvc_and_mlflow(repro):
     ws, env, uri, _ = repro
-    run(["dvc", "exp", "run", "-n", "lr-sweep-1", "-S", "train.ae.lr=0.003"], ws, env)
+    run(["dvc", "exp", "run", "-n", "lr-sweep-1", "-S", "autoencoder.ae.lr=0.003"], ws, env)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], ws, env).stdout)
     names = [e.get("name") for b in shown for e in (b.get("experiments") or [])
              for e in [e] + (e.get("revs") or [])]
@@ -100,5 +111,7 @@ def test_exp_run_is_visible_in_dvc_and_mlflow(repro):
     assert parent.info.run_name == "lr-sweep-1"
     children = {r.info.run_name: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert {"train@ae", "evaluate@ae", "report"} <= set(children)
-    assert children["train@ae"].data.params["train.ae.lr"] == "0.003"
+    assert {"pretrain-autoencoder@ae", "evaluate-autoencoder@ae", "report"} <= set(children)
+    # only the edited model's stages and the report reran
+    assert not any(n.startswith(("train-diffusion", "evaluator")) for n in children), children
+    assert children["pretrain-autoencoder@ae"].data.params["autoencoder.ae.lr"] == "0.003"

@@ -17,5 +17,5 @@ def test_same_params_same_bytes(tmp_path, prepared_data):
     first = json.loads((prepared_data / "processed/manifest.json").read_text())
     again = json.loads((ws / "data/processed/manifest.json").read_text())
     assert again == first
-    assert {"fashion_mnist/train_x", "toy2d/two_moons_train", "moving_fmnist/train"} <= set(
+    assert {"fashion_mnist/train_x", "toy2d/two_moons/train_x", "moving_fmnist/train"} <= set(
         first["arrays"])

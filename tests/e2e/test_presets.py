@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from genlab.config import load_train
+from genlab.config import load_section
+from genlab.families.diffusion.config import DiffusionConfig
 from genlab.models.unet import UNet
 from tests.conftest import ROOT
 from tests.data.conftest import write_celeba, write_cifar10
@@ -28,13 +29,14 @@ TINY = {"net": {"model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1,
 
 
 def _committed_presets() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())["presets"]
+    return yaml.safe_load((ROOT / "params.yaml").read_text())["presets"]["diffusion"]
 
 
 @pytest.mark.parametrize("name,side,lo,hi", [("edm_cifar10", 32, 50e6, 65e6),
                                              ("edm_celeba64", 64, 20e6, 120e6)])
 def test_gpu_preset_sizes(name, side, lo, hi):
-    cfg = load_train(_committed_presets()[name], name, "gpu")
+    cfg = load_section(DiffusionConfig, _committed_presets()[name], f"presets.diffusion.{name}",
+                       "gpu")
     net = UNet(in_channels=3, out_channels=3, resolution=side,
                label_dim=10 if cfg.conditional else 0,
                **{k: getattr(cfg.net, k) for k in ("model_channels", "channel_mult",
@@ -55,19 +57,20 @@ def test_cifar10_and_celeba_presets_train_and_sample(tmp_path):
                          "verify_md5": False, "limit": 0},
         "data.celeba": {"enabled": True, "source_dir": str(raw), "download": False,
                         "verify_md5": False, "size": 64, "limit": 0},
-        "presets": {"edm_cifar10": presets["edm_cifar10"] | TINY | {"eval_samples": 6},
-                    "edm_celeba64": presets["edm_celeba64"] | TINY | {"eval_samples": 3}},
+        "presets": {"diffusion": {
+            "edm_cifar10": presets["edm_cifar10"] | TINY | {"eval_samples": 6},
+            "edm_celeba64": presets["edm_celeba64"] | TINY | {"eval_samples": 3}}},
     })
     env = make_env(None)
     for stage in ("fetch", "preprocess"):
         run([sys.executable, "-m", f"stages.{stage}"], ws, env)
     for name, n, side in (("edm_cifar10", 4, 32), ("edm_celeba64", 3, 64)):
-        run([sys.executable, "-m", "stages.train", name], ws, env)
-        run([sys.executable, "-m", "stages.evaluate", name], ws, env)
+        run([sys.executable, "-m", "stages.train", "diffusion", name], ws, env)
+        run([sys.executable, "-m", "stages.evaluate", "diffusion", name], ws, env)
         samples = np.load(ws / f"data/samples/{name}.npz")
         assert samples["images"].shape == (n, 3, side, side)
         assert samples["images"].dtype == np.uint8
-        metrics = json.loads((ws / f"metrics/{name}.json").read_text())
+        metrics = json.loads((ws / f"metrics/eval/{name}.json").read_text())
         gaps = [v for k, v in metrics.items() if k.endswith(("mean_gap", "std_gap"))
                 or "_mean_gap_" in k or "_std_gap_" in k]
         # untrained: any size, but finite and present
@@ -82,9 +85,10 @@ def test_a_preset_without_its_data_is_a_clear_error(tmp_path, prepared_data):
 
     ws = make_workspace(tmp_path / "ws", git=False)
     shutil.copytree(prepared_data, ws / "data")
-    set_params(ws, {"tracking.enabled": False, "presets": _committed_presets()})
+    set_params(ws, {"tracking.enabled": False, "presets": {"diffusion": _committed_presets()}})
 
-    proc = subprocess.run([sys.executable, "-m", "stages.train", "edm_cifar10"], cwd=ws,
+    proc = subprocess.run([sys.executable, "-m", "stages.train", "diffusion", "edm_cifar10"],
+                          cwd=ws,
                           env=make_env(None), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "cifar10" in proc.stderr and "preprocess" in proc.stderr, proc.stderr[-2000:]

@@ -16,7 +16,8 @@ import torch
 from genlab.training.checkpoint import load_checkpoint
 from tests.e2e.conftest import make_env, make_workspace, run, set_params
 
-STEPS = {"train.ae.steps": 200, "train.ae.ckpt_every": 20, "train.ae.log_every": 20,
+STEPS = {"autoencoder.ae.steps": 200, "autoencoder.ae.ckpt_every": 20,
+         "autoencoder.ae.log_every": 20,
          "tracking.enabled": False}
 
 
@@ -29,7 +30,7 @@ def _workspace(tmp_path, name, prepared_data):
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, prepared_data):
     env = make_env(None)
-    cmd = [sys.executable, "-m", "stages.train", "ae"]
+    cmd = [sys.executable, "-m", "stages.train", "autoencoder", "ae"]
 
     # 1. Start, wait for a checkpoint past the first one, SIGKILL mid-run.
     killed = _workspace(tmp_path, "killed", prepared_data)
@@ -72,9 +73,9 @@ def test_a_code_edit_sets_the_checkpoint_aside(tmp_path, prepared_data):
     """DVC reruns train@ae when its code changes; the rerun must then train afresh, not resume
     the finished run at its last step and rewrite the old weights."""
     env = make_env(None)
-    cmd = [sys.executable, "-m", "stages.train", "ae"]
+    cmd = [sys.executable, "-m", "stages.train", "autoencoder", "ae"]
     ws = _workspace(tmp_path, "ws", prepared_data)
-    set_params(ws, {"train.ae.steps": 40})
+    set_params(ws, {"autoencoder.ae.steps": 40})
     where = run([sys.executable, "-c", "import stages, genlab; print(genlab.__file__)"], ws, env)
     assert where.stdout.strip() == str(ws / "src/genlab/__init__.py"), "runs another tree's code"
     run(cmd, ws, env)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.data.idx import DataError, decode_idx, md5_bytes, read_bytes, socket_timeout
+from genlab.data.labels import FASHION_MNIST_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,7 @@ SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-CLASSES: list[str] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+CLASSES = FASHION_MNIST_CLASSES
 SOURCE_KINDS = ("local", "torchvision")
 IMAGE_SHAPE = (28, 28)
 DEFAULT_TIMEOUT_S = 30.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.data.idx import DataError
+from genlab.errors import DataError
 
 MANIFEST = "manifest.json"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from genlab.data.labels import FASHION_MNIST_CLASSES as CLASSES
 from genlab.models.classifier import EvaluatorCNN
 from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_atomic
 
@@ -16,6 +17,12 @@ def predict(net: torch.nn.Module, x: torch.Tensor, batch: int = 1000) -> torch.T
     net.eval()
     dev = next(net.parameters()).device
     return torch.cat([net(x[i:i + batch].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch)])
+
+
+def class_fractions(pred: torch.Tensor) -> dict[str, float]:
+    """{Fashion-MNIST class name: fraction of `pred` (N,) predicted as it}, every class listed."""
+    counts = torch.bincount(pred.long(), minlength=len(CLASSES)).float()
+    return {name: (counts[i] / max(len(pred), 1)).item() for i, name in enumerate(CLASSES)}
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:

@@ -44,5 +44,3 @@ class ClassificationLoss:
             net(x).float(), cond, reduction="none", label_smoothing=self.label_smoothing
         )
 
-
-OBJECTIVES = {"recon": ReconstructionLoss, "denoise": DenoisingLoss}

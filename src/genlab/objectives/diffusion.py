@@ -122,5 +122,3 @@ class EDMLoss:
         D_x = net(x + n, sigma, cond)
         return self.weight(sigma) * _per_example_mean((D_x - x) ** 2)  # Eq. 8
 
-
-OBJECTIVES = {"ncsn": NCSNLoss, "ddpm": DDPMLoss, "edm": EDMLoss}

@@ -1,5 +1,6 @@
-"""The pipeline report: a summary table of every metrics/<model>.json (pandas) and an offline
-HTML page + Markdown file with the tables, sample grids and loss curves."""
+"""The pipeline report: a summary table of every model's metrics/eval/<model>.json and the
+evaluator (pandas), and an offline HTML page + Markdown file with the tables, each model's sweep
+table (guidance weights, noise levels), sample grids and loss curves."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pandas as pd
 # Columns shown first in the overview table, when a model has them.
 KEY_COLUMNS = ["test_accuracy", "recon_mse", "recon_psnr", "recon_fd", "sample_fd",
                "fd_floor_train_vs_test", "fd_noise_ceiling", "sample_precision", "sample_recall",
-               "recon_swd", "sample_swd", "swd_floor", "swd_gaussian", "final_train_loss",
-               "train_seconds"]
+               "sample_class_accuracy", "recon_swd", "sample_swd", "swd_floor", "swd_gaussian",
+               "swd_over_floor", "nfe", "final_train_loss", "train_seconds"]
 
 
 # Metrics files of the "Foundations" section (first principles), not of generative models.
@@ -22,9 +23,10 @@ FOUNDATIONS = ("scratch_cnn", "scratch_ae", "concepts")
 
 
 def summary_table(metrics_dir: Path) -> pd.DataFrame:
-    """One row per metrics/<model>.json (foundations, summary.csv and subfolders excluded)."""
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted(metrics_dir.glob("*.json"))
-            if p.stem not in FOUNDATIONS}
+    """One row for the evaluator (metrics/evaluator.json) and one per metrics/eval/<model>.json."""
+    paths = [metrics_dir / "evaluator.json"] if (metrics_dir / "evaluator.json").is_file() else []
+    paths += sorted((metrics_dir / "eval").glob("*.json"))
+    rows = {p.stem: json.loads(p.read_text()) for p in paths}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     first = [c for c in KEY_COLUMNS if c in table.columns]
@@ -47,11 +49,17 @@ def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
     for model in table.index:
         figs = sorted((figures_dir / model).glob("*.png"))
         row = table.loc[model].dropna()
+        sweep_path = metrics_dir / "sweeps" / f"{model}.csv"
+        sweep = pd.read_csv(sweep_path) if sweep_path.is_file() else None
         sections_html.append(f"<h2>{html.escape(model)}</h2>"
                              + row.to_frame("value").to_html(float_format="%.5g")
+                             + ("" if sweep is None else "<h3>sweep</h3>" + sweep.to_html(
+                                 index=False, float_format="%.4g", na_rep=""))
                              + '<div class="figs">' + "".join(_img_tag(p) for p in figs)
                              + "</div>")
         sections_md.append(f"## {model}\n\n" + row.to_frame("value").to_markdown(floatfmt=".5g")
+                           + ("" if sweep is None else "\n\nSweep:\n\n" + sweep.to_markdown(
+                               index=False, floatfmt=".4g"))
                            + "\n\n" + "\n".join(f"![{p.stem}](../{p.as_posix()})" for p in figs))
     found_html, found_md = foundations(metrics_dir, figures_dir)
     overview = table[[c for c in KEY_COLUMNS if c in table.columns]]

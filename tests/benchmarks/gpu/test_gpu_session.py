@@ -43,8 +43,8 @@ def test_resample_spec_parses_into_sets_under_the_gpu_block():
     model, sets = _gpu_session().parse_resample(
         "ddpm_fmnist:method.ddim_eta=1.0; method.ddim_steps=50")
     assert model == "ddpm_fmnist"
-    assert sets == ["train.ddpm_fmnist.gpu.method.ddim_eta=1.0",
-                    "train.ddpm_fmnist.gpu.method.ddim_steps=50"]
+    assert sets == ["diffusion.ddpm_fmnist.gpu.method.ddim_eta=1.0",
+                    "diffusion.ddpm_fmnist.gpu.method.ddim_steps=50"]
 
 
 @pytest.mark.parametrize("spec", ["ddpm_fmnist", "ddpm_fmnist:", "gan:method.x=1",
