@@ -30,7 +30,7 @@ from genlab.config import (
     load_seed,
 )
 from genlab.tracking.mlflow_tracker import StageTracker, TrackingTarget
-from genlab.training.device import pick_device
+from genlab.training.device import keep_freed_memory, pick_device
 
 PARAMS = Path("params.yaml")
 PROCESSED = Path("data/processed")
@@ -114,6 +114,8 @@ def runtime(params: dict) -> tuple[RuntimeConfig, torch.device, int]:
     """Validated runtime section, the chosen device and the seed; sets the thread count."""
     rt = load(RuntimeConfig, params.get("runtime", {}), "runtime")
     seed = load_seed(params)
+    if rt.keep_freed_memory:
+        keep_freed_memory()
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
     device = pick_device(rt.device)

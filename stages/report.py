@@ -14,6 +14,7 @@ from stages._common import load_params, main, tracker
 
 SUMMARY = Path("metrics/summary.csv")
 REPORTS = Path("reports")
+GPU_NOTES = Path("docs/gpu-profile.yaml")  # what the GPU profile gave, per model (measured)
 
 
 def dvc_lock_hashes(path: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -28,7 +29,8 @@ def dvc_lock_hashes(path: Path = Path("dvc.lock")) -> dict[str, str]:
 def run(argv: list[str]) -> None:
     params = load_params()
     with tracker(params, "report", {}) as tr:
-        table = build_report(Path("metrics"), Path("figures"), SUMMARY, REPORTS)
+        notes = yaml.safe_load(GPU_NOTES.read_text()) if GPU_NOTES.is_file() else {}
+        table = build_report(Path("metrics"), Path("figures"), SUMMARY, REPORTS, notes)
         print(table.to_string(max_cols=12))
         tr.log_artifact(Path("params.yaml"))
         tr.log_artifact(SUMMARY)

@@ -280,6 +280,9 @@ class RuntimeConfig:
     channels_last: str = knob("auto", doc="NHWC memory layout (and the U-Net's NHWC code "
                               "paths) for conv nets: auto = on CUDA only",
                               check=one_of("auto", "on", "off"))
+    keep_freed_memory: bool = knob(False, doc="glibc malloc reuses freed blocks up to 32 MiB "
+                                   "instead of unmapping them (CPU: about 2x faster sampling; "
+                                   "values unchanged)")
 
     def use(self, knob_name: str, device_type: str) -> bool:
         """Whether an auto/on/off knob is active on this device type."""
@@ -308,6 +311,10 @@ class LoopConfig:
                             check=non_negative)
     ema_half_life: float = knob(10000.0, doc="EMA half-life in training examples (EDM style)",
                                 check=positive)
+    ema_rampup: float = knob(0.05, doc="EMA ramp-up (EDM's ema_rampup_ratio): the half-life "
+                             "is at most this fraction of the examples seen so far, so a short "
+                             "run's average does not keep its random start (0 = off)",
+                             check=non_negative)
     ckpt_every: int = knob(500, doc="write a resumable checkpoint every N steps",
                            check=positive)
     log_every: int = knob(50, doc="average the loss over N steps for logs and the CSV",

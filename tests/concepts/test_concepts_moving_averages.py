@@ -74,3 +74,30 @@ def test_moving_average_demo_shapes(gen):
     # The raw EMA starts near 0; the corrected one starts at the first sample.
     assert float(d["ema_corrected"][0]) == pytest.approx(float(d["x"][0]))
     assert abs(float(d["ema_raw"][0])) < abs(float(d["x"][0]))
+
+
+def test_model_ema_rampup_is_edms_capped_half_life():
+    """With a ramp-up r the half-life after n images is min(h, r n) (EDM's training loop), so
+    the random start's weight in the average vanishes within the first few hundred updates
+    instead of keeping 0.5 ** (n / h): checked against a recursion of the stated rule."""
+    model = nn.Linear(1, 1, bias=False)
+    shadow = ma.ModelEMA(model, half_life=1000.0, batch_size=10, rampup=0.05)
+    assert shadow.beta_at(10) == pytest.approx(0.5 ** (10 / 0.5))  # half-life 0.05 * 10
+    assert shadow.beta_at(100_000) == pytest.approx(0.5 ** (10 / 1000.0))  # capped at h
+    plain = ma.ModelEMA(model, half_life=1000.0, batch_size=10)
+    assert plain.beta_at(10) == plain.beta == pytest.approx(0.5 ** 0.01)
+
+    # the weight left on the initial value after 300 updates of 10 images
+    keep_ramp = keep_plain = 1.0
+    for step in range(300):
+        keep_ramp *= 0.5 ** (10 / min(1000.0, 0.05 * 10 * (step + 1)))
+        keep_plain *= 0.5 ** (10 / 1000.0)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = ma.ModelEMA(model, half_life=1000.0, batch_size=10, rampup=0.05)
+    with torch.no_grad():
+        model.weight.fill_(1.0)  # trained weight 1 from the first step on; the start was 0
+    for step in range(300):
+        ema.update(model, beta=ema.beta_at((step + 1) * 10))
+    assert ema.shadow.weight.item() == pytest.approx(1.0 - keep_ramp, abs=1e-6)
+    assert keep_plain == pytest.approx(0.5 ** 3) and keep_ramp < 1e-6

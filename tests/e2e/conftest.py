@@ -15,7 +15,7 @@ import yaml
 from tests.conftest import ROOT
 
 TINY = ROOT / "tests/e2e/params_tiny.yaml"
-COPY = ["dvc.yaml", "stages", "src", "pyproject.toml"]
+COPY = ["dvc.yaml", "stages", "src", "pyproject.toml", "docs/gpu-profile.yaml"]
 
 
 def make_env(mlflow_uri: str | None) -> dict:
@@ -36,6 +36,7 @@ def make_workspace(dest: Path, git: bool) -> Path:
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, dest / name)
     shutil.copy(TINY, dest / "params.yaml")
     shutil.copy(ROOT / ".gitignore", dest / ".gitignore")

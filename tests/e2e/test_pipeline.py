@@ -65,6 +65,7 @@ def test_outputs_exist_and_are_finite(repro):
     assert "Foundations" in (ws / "reports/report.md").read_text()
     html = (ws / "reports/index.html").read_text()
     assert "data:image/png;base64," in html and "not comparable to Inception FID" in html
+    assert "At the GPU profile:</b> FD 0.784" in html  # docs/gpu-profile.yaml, per model
     lock = yaml.safe_load((ws / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
 

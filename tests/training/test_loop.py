@@ -232,3 +232,16 @@ def test_compiled_training_gets_the_inductor_options(tmp_path):
     assert res.steps_done == 2
     assert calls == [{"options": TRAIN_COMPILE_OPTIONS}]
     assert calls[0]["options"] is not TRAIN_COMPILE_OPTIONS  # a copy: torch may not mutate it
+
+
+def test_keep_freed_memory_sets_glibc_malloc_and_changes_no_value():
+    import sys
+
+    from genlab.training.device import keep_freed_memory
+
+    x = torch.randn(64, 32, 28, 28, generator=torch.Generator().manual_seed(0))
+    before = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest").sum()
+    ok = keep_freed_memory()
+    assert ok == sys.platform.startswith("linux")  # glibc: every mallopt call accepted
+    after = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest").sum()
+    assert torch.equal(before, after)

@@ -18,6 +18,12 @@ KEY_COLUMNS = ["test_accuracy", "recon_mse", "recon_psnr", "recon_fd", "sample_f
                "swd_over_floor", "nfe", "final_train_loss", "train_seconds"]
 
 
+INTRO = ("FD here uses genlab's Fashion-MNIST evaluator features: it is not comparable to "
+         "Inception FID. Compare each FD with its floor (train vs test) and noise ceiling, at "
+         "the same sample count. These numbers are those of the profile the pipeline ran "
+         "(the CPU default trains each model on a time budget); a model's section says what "
+         "the GPU profile gave where it was measured.")
+
 # Metrics files of the "Foundations" section (first principles), not of generative models.
 FOUNDATIONS = ("scratch_cnn", "scratch_ae", "concepts")
 
@@ -40,7 +46,11 @@ def _img_tag(png: Path) -> str:
 
 
 def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
-                 out_dir: Path) -> pd.DataFrame:
+                 out_dir: Path, gpu_notes: dict[str, str] | None = None) -> pd.DataFrame:
+    """Write summary_csv and out_dir/index.html + report.md; gpu_notes maps a model to what
+    the GPU profile gave for it, shown in its section (models without a note: the CPU run is
+    what the GPU profile runs too, or it was not measured)."""
+    gpu_notes = gpu_notes or {}
     table = summary_table(metrics_dir)
     summary_csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(summary_csv, float_format="%.6g")
@@ -51,13 +61,18 @@ def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
         row = table.loc[model].dropna()
         sweep_path = metrics_dir / "sweeps" / f"{model}.csv"
         sweep = pd.read_csv(sweep_path) if sweep_path.is_file() else None
+        gpu = gpu_notes.get(model, "")
         sections_html.append(f"<h2>{html.escape(model)}</h2>"
+                             + (f"<p><b>At the GPU profile:</b> {html.escape(gpu)}</p>"
+                                if gpu else "")
                              + row.to_frame("value").to_html(float_format="%.5g")
                              + ("" if sweep is None else "<h3>sweep</h3>" + sweep.to_html(
                                  index=False, float_format="%.4g", na_rep=""))
                              + '<div class="figs">' + "".join(_img_tag(p) for p in figs)
                              + "</div>")
-        sections_md.append(f"## {model}\n\n" + row.to_frame("value").to_markdown(floatfmt=".5g")
+        sections_md.append(f"## {model}\n\n"
+                           + (f"**At the GPU profile:** {gpu}\n\n" if gpu else "")
+                           + row.to_frame("value").to_markdown(floatfmt=".5g")
                            + ("" if sweep is None else "\n\nSweep:\n\n" + sweep.to_markdown(
                                index=False, floatfmt=".4g"))
                            + "\n\n" + "\n".join(f"![{p.stem}](../{p.as_posix()})" for p in figs))
@@ -66,7 +81,7 @@ def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
     (out_dir / "index.html").write_text(_page(overview.to_html(float_format="%.4g", na_rep=""),
                                               "\n".join(sections_html) + found_html))
     blanks = overview.astype(object).where(overview.notna(), None)  # NaN -> empty cell
-    (out_dir / "report.md").write_text("# genlab report\n\n" + blanks.to_markdown(
+    (out_dir / "report.md").write_text("# genlab report\n\n" + INTRO + "\n\n" + blanks.to_markdown(
         floatfmt=".4g", missingval="") + "\n\n" + "\n\n".join(sections_md) + found_md + "\n")
     return table
 
@@ -99,6 +114,5 @@ def _page(overview: str, body: str) -> str:
              "padding:2px 6px}figure{display:inline-block;margin:6px}img{max-width:420px}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>genlab report</title>"
             f"<style>{style}</style></head><body><h1>genlab report</h1>"
-            f"<p>FD here uses genlab's Fashion-MNIST evaluator features: it is not comparable to "
-            f"Inception FID. Compare each FD with its floor (train vs test) and noise ceiling.</p>"
+            f"<p>{html.escape(INTRO)}</p>"
             f"{overview}{body}</body></html>")

@@ -57,10 +57,23 @@ class ModelEMA(nn.Module):
     for evaluation and sampling; its state_dict is saved in checkpoints.
     """
 
-    def __init__(self, model: nn.Module, half_life: float, batch_size: int):
+    def __init__(self, model: nn.Module, half_life: float, batch_size: int,
+                 rampup: float = 0.0):
         super().__init__()
+        assert rampup >= 0, f"rampup must be >= 0, got {rampup}"
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+        self.half_life, self.batch_size, self.rampup = half_life, batch_size, rampup
         self.beta = beta_from_half_life(half_life, batch_size)
+
+    def beta_at(self, images_seen: int) -> float:
+        """The decay of the update made after `images_seen` training images. With a ramp-up
+        the half-life is min(half_life, rampup * images_seen) (EDM's training loop,
+        ema_rampup_ratio): early on the average forgets the random initialisation quickly,
+        instead of keeping 0.5 ** (images / half_life) of it (16% after 2.6 half-lives)."""
+        if self.rampup == 0:
+            return self.beta
+        half_life = min(self.half_life, self.rampup * max(images_seen, 1))
+        return beta_from_half_life(half_life, self.batch_size)
 
     @torch.no_grad()
     def update(self, model: nn.Module, beta: float | None = None) -> None:

@@ -31,7 +31,7 @@ from genlab.training.ema import ModelEMA
 # full-size fp32 activations and read them back (up to 8 bytes per element each), where
 # recomputing them needs only the x, mask and incoming gradient those kernels load anyway. All
 # three raised, the CIFAR-10 U-Net's Triton kernels move 115 GB per batch-512 step instead of
-# 152 GB (inductor_layouts.py --bytes, traced for an H100 on the CPU; README).
+# 152 GB (inductor_layouts.py --bytes, traced for an H100 on the CPU; docs/unet-throughput.md).
 TRAIN_COMPILE_OPTIONS = {"realize_reads_threshold": 16, "realize_acc_reads_threshold": 16,
                          "realize_opcount_threshold": 100}
 
@@ -128,7 +128,8 @@ def train(
         return elapsed() / cfg.max_seconds if cfg.max_seconds > 0 else 0.0
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, time_fraction()))
-    ema = ModelEMA(net, half_life=cfg.ema_half_life, batch_size=cfg.batch_size)
+    ema = ModelEMA(net, half_life=cfg.ema_half_life, batch_size=cfg.batch_size,
+                   rampup=cfg.ema_rampup)
     result = TrainResult(net=net, ema=ema)
     if run.compile:
         compile_for_training(net)
@@ -165,7 +166,7 @@ def train(
             nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
-        ema.update(net)
+        ema.update(net, beta=ema.beta_at((step + 1) * cfg.batch_size))
         loss_sum += loss.detach().float()
         seen += 1
         timed += 1
