@@ -8,12 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.config import load, load_seed
+from genlab.config import load
 from genlab.data.processed import load_array
 from genlab.scratch.config import ScratchConfig
 from genlab.scratch.train import train_scratch_autoencoder, train_scratch_classifier
 from genlab.tracking.figures import save_grid, save_loss_curve
-from stages._common import PROCESSED, load_params, main, tracker, write_csv, write_json
+from stages._common import (
+    PROCESSED,
+    load_params,
+    main,
+    runtime,
+    tracker,
+    write_csv,
+    write_json,
+)
 
 LOG_EVERY = 50  # steps averaged per row of the loss CSV
 
@@ -32,8 +40,8 @@ def knobs(cfg) -> dict:
 def run(argv: list[str]) -> None:
     params = load_params()
     cfg = load(ScratchConfig, params.get("scratch", {}), "scratch")
-    seed = load_seed(params)
-    progress = params.get("runtime", {}).get("progress", True)
+    rt, _, seed = runtime(params)  # the CPU allocator setting; the scratch nets run on the CPU
+    progress = rt.progress
     with tracker(params, "scratch", {"scratch": params.get("scratch", {}), "seed": seed}) as tr:
         train_x = load_array(PROCESSED, "fashion_mnist/train_x")
         train_y = load_array(PROCESSED, "fashion_mnist/train_y")

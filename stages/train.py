@@ -49,8 +49,6 @@ def run(argv: list[str]) -> None:
     if cfg.dataset in IMAGE_SETS and not (PROCESSED / cfg.dataset / "train_x.npy").exists():
         raise DataError(f"{PROCESSED / cfg.dataset / 'train_x.npy'} is missing: enable "
                         f"data.{cfg.dataset} in params.yaml and rerun fetch + preprocess")
-    if is_toy(cfg.dataset) and rt.num_threads == 0 and device.type == "cpu":
-        torch.set_num_threads(1)  # tiny MLP batches: thread hand-offs cost more than they save
     stage = f"train-{family.name}@{name}"
     logged = {f"{family.name}.{name}": dataclasses.asdict(cfg), "seed": seed,
               "profile": params.get("profile", "cpu")}

@@ -191,13 +191,14 @@ def generate(model, method, n: int, example_shape: tuple[int, ...], *, generator
 
 
 @torch.no_grad()
-def sampling_path(model, method, n: int, example_shape: tuple[int, ...], *,
-                  generator: torch.Generator) -> torch.Tensor:
-    """The sampler's trajectory for n samples, (steps + 1, n, *example_shape), unguided."""
+def sample_with_path(model, method, n: int, example_shape: tuple[int, ...], *,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n unguided samples in one batch and the sampler's trajectory to them, (steps + 1, n,
+    *example_shape), whose last entry is the samples (for small data such as 2-D points)."""
     device = next(model.parameters()).device
-    _, trajectory = METHODS[method.kind].sample(model.eval(), method, (n, *example_shape), None,
+    x, trajectory = METHODS[method.kind].sample(model.eval(), method, (n, *example_shape), None,
                                                 generator, device, keep_trajectory=True)
-    return trajectory.cpu()
+    return x.float().cpu(), trajectory.float().cpu()
 
 
 FAMILY = register(Family(name="diffusion", role="generative", config=DiffusionConfig,

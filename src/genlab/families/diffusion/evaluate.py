@@ -16,7 +16,7 @@ from genlab.config import is_toy
 from genlab.data.processed import float_to_images, images_to_float
 from genlab.data.toy2d import density_grid
 from genlab.families import EvalContext
-from genlab.families.diffusion import N_CLASSES, generate, nfe, sampling_path
+from genlab.families.diffusion import N_CLASSES, generate, nfe, sample_with_path
 from genlab.metrics.evaluator import class_fractions
 from genlab.metrics.samples import ImageScorer, toy_report
 from genlab.tracking.figures import (
@@ -41,7 +41,7 @@ def evaluate_points(ctx: EvalContext) -> dict:
     g = torch.Generator().manual_seed(ctx.seed)
     n = cfg.eval_samples or ev.toy_n
     t0 = time.perf_counter()
-    samples = generate(ctx.net, cfg.method, n, (2,), generator=g, batch_size=max(n, 1))
+    samples, path = sample_with_path(ctx.net, cfg.method, n, (2,), generator=g)  # path (S+1,n,2)
     seconds = time.perf_counter() - t0
     metrics = {"nfe": nfe(cfg.method)} | toy_report(samples, toy, g, ev.swd_projections)
     pd.DataFrame([{"w": None, "seconds": seconds, "swd": metrics["sample_swd"],
@@ -50,9 +50,8 @@ def evaluate_points(ctx: EvalContext) -> dict:
     density = (p.numpy(), 3.0)
     save_scatter({"samples": samples[:3000].numpy()}, ctx.figures / "scatter.png",
                  f"{ctx.name} on {toy}", density=density)
-    path = sampling_path(ctx.net, cfg.method, 1000, (2,), generator=g)  # (S + 1, 1000, 2)
     picks = np.linspace(0, len(path) - 1, 4).round().astype(int)
-    save_panels({f"step {i} of {len(path) - 1}": path[i].numpy() for i in picks},
+    save_panels({f"step {i} of {len(path) - 1}": path[i, :1000].numpy() for i in picks},
                 ctx.figures / "sampling_path.png", f"{ctx.name}: sampler path", density)
     np.savez(ctx.samples, points=samples.numpy().astype(np.float32))
     return metrics
