@@ -75,6 +75,16 @@ def downstream(ws, stages: set[str]) -> set[str]:
         return {a.name for s in stages for a in nx.ancestors(graph, by_name[s])} - stages
 
 
+def changed_after_editing(ws, path: str) -> set[str]:
+    """code_changed(ws) with a comment appended to `path`, which is restored afterwards."""
+    original = (ws / path).read_text()
+    try:
+        (ws / path).write_text(original + "# edited\n")
+        return code_changed(ws)
+    finally:
+        (ws / path).write_text(original)
+
+
 def _models(family: str) -> list[str]:
     return list(yaml.safe_load((ROOT / "params.yaml").read_text())[family])
 
@@ -87,12 +97,7 @@ def _models(family: str) -> list[str]:
 ])
 def test_touching_a_family_file_reruns_that_family_and_the_report(ws, path, family):
     assert code_changed(ws) == set()
-    original = (ws / path).read_text()
-    try:
-        (ws / path).write_text(original + "# edited\n")
-        changed = code_changed(ws)
-    finally:
-        (ws / path).write_text(original)
+    changed = changed_after_editing(ws, path)
     verb = "pretrain" if family == "autoencoder" else "train"
     models = _models(family)
     assert changed == {f"{s}@{m}" for s in (f"{verb}-{family}", f"evaluate-{family}")
@@ -101,13 +106,7 @@ def test_touching_a_family_file_reruns_that_family_and_the_report(ws, path, fami
 
 
 def test_touching_evaluation_code_reruns_no_training(ws):
-    path = "src/genlab/families/diffusion/evaluate.py"
-    original = (ws / path).read_text()
-    try:
-        (ws / path).write_text(original + "# edited\n")
-        changed = code_changed(ws)
-    finally:
-        (ws / path).write_text(original)
+    changed = changed_after_editing(ws, "src/genlab/families/diffusion/evaluate.py")
     assert changed == {f"evaluate-diffusion@{m}" for m in _models("diffusion")}
 
 
