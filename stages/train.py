@@ -78,7 +78,7 @@ def run(argv: list[str]) -> None:
             config_hash=config_hash(dataclasses.asdict(cfg), seed, code), bf16=rt.bf16,
             progress=rt.progress, desc=stage, on_log=on_log,
             on_checkpoint=lambda s: tr.flush(), compile=rt.use("compile", device.type),
-            channels_last=nhwc))
+            channels_last=nhwc), param_groups=built.param_groups)
 
         # 4. Outputs: weights (raw + EMA), loss CSV, a training summary.
         out = Path(f"models/{name}.pt")

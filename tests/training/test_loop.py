@@ -245,3 +245,44 @@ def test_keep_freed_memory_sets_glibc_malloc_and_changes_no_value():
     assert ok == sys.platform.startswith("linux")  # glibc: every mallopt call accepted
     after = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest").sum()
     assert torch.equal(before, after)
+
+
+def test_param_groups_scale_the_learning_rate_and_must_cover_the_net(tmp_path):
+    """Two time-scale updates: each group's lr is cfg.lr times its lr_scale, under the same
+    schedule; a parameter left out of every group is an error before any step."""
+    net, batches, run = _setup(tmp_path)
+    enc, dec = list(net.encoder.parameters()), list(net.decoder.parameters())
+    cfg = dataclasses.replace(CFG, steps=8, warmup_steps=0, decay="constant")
+    seen = []
+
+    class Spy(torch.optim.AdamW):  # records the learning rates the loop gives each group
+        def step(self, closure=None):
+            seen.append([g["lr"] for g in self.param_groups])
+            return super().step(closure)
+
+    from unittest import mock
+
+    with mock.patch("torch.optim.AdamW", Spy):
+        train(net, DenoisingLoss((0.1,)), batches, cfg, run,
+              param_groups=[{"params": enc, "lr_scale": 4.0, "betas": (0.0, 0.99)},
+                            {"params": dec}])
+    assert seen and all(lrs == pytest.approx([4 * cfg.lr, cfg.lr]) for lrs in seen)
+    with pytest.raises(AssertionError, match="parameters in no optimiser group"):
+        train(net, DenoisingLoss((0.1,)), batches, cfg, run, param_groups=[{"params": enc}])
+
+
+def test_objective_sees_every_step_once_also_after_a_resume(tmp_path):
+    class Warmup(DenoisingLoss):  # a loss whose schedule depends on the step (KL warm-up)
+        steps: list[int] = []
+
+        def set_step(self, step: int) -> None:
+            self.steps.append(step)
+
+    net, batches, run = _setup(tmp_path)
+    with pytest.raises(_Stop):
+        train(net, Warmup((0.1,)), batches, CFG,
+              dataclasses.replace(run, on_checkpoint=lambda s: (_ for _ in ()).throw(_Stop())
+                                  if s == 16 else None))
+    net2, batches2, _ = _setup(tmp_path)
+    train(net2, Warmup((0.1,)), batches2, CFG, run)
+    assert Warmup.steps == list(range(24))

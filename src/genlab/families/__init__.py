@@ -34,6 +34,9 @@ class Built:
     net: nn.Module  # trained as is; its EMA copy is what evaluation loads
     objective: Callable[..., torch.Tensor]  # (net, x, cond, generator) -> per-example loss (B,)
     arch: dict  # what `rebuild` needs (kinds, constructor kwargs), saved with the weights
+    # optimiser groups (training/loop.py ParamGroups), e.g. a GAN's generator and critic at
+    # two learning rates; None: one group of all of net's parameters
+    param_groups: list[dict] | None = None
 
 
 @dataclass(frozen=True)

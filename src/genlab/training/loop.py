@@ -43,8 +43,30 @@ def compile_for_training(net: nn.Module) -> None:
 
 # A batch source maps a global step to (x, cond) already on the training device.
 BatchFn = Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]
-# An objective maps (net, x, cond, generator) to an unreduced per-example loss (B,).
+# An objective maps (net, x, cond, generator) to an unreduced per-example loss (B,). One that
+# depends on the step (a KL warm-up) defines set_step(step): the loop calls it before each
+# step, so a resumed run follows the same schedule.
 Objective = Callable[..., torch.Tensor]
+# Optimiser groups: [{"params": [...], "lr_scale": 1.0, "betas": (0.9, 0.999), ...}]; lr_scale
+# multiplies cfg.lr (two time-scale updates, TTUR); other keys are AdamW's own group options.
+ParamGroups = list[dict]
+
+
+def optimizer_groups(net: nn.Module, groups: ParamGroups | None, lr: float) -> list[dict]:
+    """AdamW parameter groups: all of net's parameters at lr, or `groups` with their lr_scale
+    applied; every trainable parameter of net must be in exactly one group."""
+    if groups is None:
+        return [{"params": list(net.parameters())}]
+    out, seen = [], set()
+    for group in groups:
+        group = dict(group)
+        params = list(group.pop("params"))
+        assert not seen & {id(p) for p in params}, "a parameter is in two optimiser groups"
+        seen |= {id(p) for p in params}
+        out.append({"params": params, "lr": lr * group.pop("lr_scale", 1.0), **group})
+    missing = [n for n, p in net.named_parameters() if p.requires_grad and id(p) not in seen]
+    assert not missing, f"parameters in no optimiser group: {missing[:3]}"
+    return out
 
 
 class EpochBatches:
@@ -110,7 +132,8 @@ class RunSpec:
 
 
 def train(
-    net: nn.Module, objective: Objective, batches: BatchFn, cfg: LoopConfig, run: RunSpec
+    net: nn.Module, objective: Objective, batches: BatchFn, cfg: LoopConfig, run: RunSpec,
+    param_groups: ParamGroups | None = None,
 ) -> TrainResult:
     # 1. Optimiser, schedule, EMA; layout and compilation (after the EMA copy, which stays
     #    an eager module).
@@ -118,7 +141,8 @@ def train(
     if run.channels_last:
         net.to(memory_format=torch.channels_last)
     fused = run.device.type == "cuda"
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    opt = torch.optim.AdamW(optimizer_groups(net, param_groups, cfg.lr), lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, fused=fused)
     clock = {"before": 0.0, "t0": time.perf_counter()}  # training seconds of earlier parts
 
     def elapsed() -> float:
@@ -158,6 +182,8 @@ def train(
         x, cond = batches(step)
         if run.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        if hasattr(objective, "set_step"):
+            objective.set_step(step)
         with autocast(run.device, run.bf16):
             loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
         opt.zero_grad(set_to_none=True)
