@@ -12,14 +12,20 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from genlab import families
 from tests.e2e.conftest import TINY, make_env, make_workspace, run
 
+
+def _verb(family: str) -> str:
+    return "pretrain" if families.get(family).role == "pretrain" else "train"
+
+
 _TINY = yaml.safe_load(TINY.read_text())
-FAMILY_MODELS = {f: tuple(_TINY[f]) for f in ("autoencoder", "diffusion")}  # as params.yaml
+FAMILY_MODELS = {f: tuple(_TINY[f]) for f in families.available()}  # as params.yaml
 MODELS = tuple(m for models in FAMILY_MODELS.values() for m in models)
 STAGES = ["fetch", "preprocess", "evaluator", "concepts", "scratch", "report"] + [
-    f"{stage}@{m}" for family, verb in (("autoencoder", "pretrain"), ("diffusion", "train"))
-    for stage in (f"{verb}-{family}", f"evaluate-{family}") for m in FAMILY_MODELS[family]]
+    f"{stage}@{m}" for family, models in FAMILY_MODELS.items()
+    for stage in (f"{_verb(family)}-{family}", f"evaluate-{family}") for m in models]
 
 
 @pytest.fixture(scope="module")

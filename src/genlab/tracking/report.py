@@ -15,7 +15,17 @@ import pandas as pd
 KEY_COLUMNS = ["test_accuracy", "recon_mse", "recon_psnr", "recon_fd", "sample_fd",
                "fd_floor_train_vs_test", "fd_noise_ceiling", "sample_precision", "sample_recall",
                "sample_class_accuracy", "recon_swd", "sample_swd", "swd_floor", "swd_gaussian",
-               "swd_over_floor", "nfe", "final_train_loss", "train_seconds"]
+               "swd_over_floor", "kl", "modes_covered", "high_quality_frac", "nll_iwae_bpd",
+               "test_bpd", "nfe", "final_train_loss", "train_seconds"]
+
+# The ranking tables put every family on one scale: Fashion-MNIST models by sample FD (same
+# evaluator, same sample count), toy models by SWD over the true-vs-true floor.
+IMAGE_RANK = ["sample_fd", "fd_floor_train_vs_test", "fd_noise_ceiling", "sample_precision",
+              "sample_recall", "n_samples", "bits_per_dim", "train_seconds"]
+TOY_RANK = ["swd_over_floor", "sample_swd", "swd_floor", "kl", "kl_se", "modes_covered",
+            "high_quality_frac", "train_seconds"]
+# A likelihood model's bits/dim under the name its family reports it.
+BPD_KEYS = ("test_bpd", "nll_iwae_bpd")
 
 
 INTRO = ("FD here uses genlab's Fashion-MNIST evaluator features: it is not comparable to "
@@ -37,6 +47,22 @@ def summary_table(metrics_dir: Path) -> pd.DataFrame:
     table.index.name = "model"
     first = [c for c in KEY_COLUMNS if c in table.columns]
     return table[first + sorted(c for c in table.columns if c not in first)]
+
+
+def ranking(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(image models sorted by sample FD, toy models sorted by SWD / floor), lower is better;
+    columns a model lacks stay empty."""
+    table = table.copy()
+    bpd = [k for k in BPD_KEYS if k in table.columns]
+    table["bits_per_dim"] = table[bpd].bfill(axis=1).iloc[:, 0] if bpd else float("nan")
+
+    def ranked(key: str, columns: list[str]) -> pd.DataFrame:
+        if key not in table.columns:
+            return pd.DataFrame(columns=columns)
+        rows = table[table[key].notna()].sort_values(key)
+        return rows.reindex(columns=columns).dropna(axis=1, how="all")
+
+    return ranked("sample_fd", IMAGE_RANK), ranked("swd_over_floor", TOY_RANK)
 
 
 def _img_tag(png: Path) -> str:
@@ -78,12 +104,28 @@ def build_report(metrics_dir: Path, figures_dir: Path, summary_csv: Path,
                            + "\n\n" + "\n".join(f"![{p.stem}](../{p.as_posix()})" for p in figs))
     found_html, found_md = foundations(metrics_dir, figures_dir)
     overview = table[[c for c in KEY_COLUMNS if c in table.columns]]
-    (out_dir / "index.html").write_text(_page(overview.to_html(float_format="%.4g", na_rep=""),
+    images, toys = ranking(table)
+    rank_html = "".join(f"<h2>{html.escape(title)}</h2>" + t.to_html(float_format="%.4g", na_rep="")
+                        for title, t in ((RANK_TITLES[0], images), (RANK_TITLES[1], toys))
+                        if len(t))
+    (out_dir / "index.html").write_text(_page(overview.to_html(float_format="%.4g", na_rep="")
+                                              + rank_html,
                                               "\n".join(sections_html) + found_html))
-    blanks = overview.astype(object).where(overview.notna(), None)  # NaN -> empty cell
-    (out_dir / "report.md").write_text("# genlab report\n\n" + INTRO + "\n\n" + blanks.to_markdown(
-        floatfmt=".4g", missingval="") + "\n\n" + "\n\n".join(sections_md) + found_md + "\n")
+    rank_md = "".join(f"## {title}\n\n" + _md(t) + "\n\n"
+                      for title, t in ((RANK_TITLES[0], images), (RANK_TITLES[1], toys)) if len(t))
+    (out_dir / "report.md").write_text("# genlab report\n\n" + INTRO + "\n\n" + _md(overview)
+                                       + "\n\n" + rank_md + "\n\n".join(sections_md)
+                                       + found_md + "\n")
     return table
+
+
+RANK_TITLES = ("Ranking: Fashion-MNIST models by sample FD (lower is better)",
+               "Ranking: toy-set models by SWD over the true-vs-true floor (1 is perfect)")
+
+
+def _md(table: pd.DataFrame) -> str:
+    blanks = table.astype(object).where(table.notna(), None)  # NaN -> empty cell
+    return blanks.to_markdown(floatfmt=".4g", missingval="")
 
 
 def foundations(metrics_dir: Path, figures_dir: Path) -> tuple[str, str]:
