@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from genlab import families
 from genlab.config import ConfigError, load, load_section
 from genlab.families.autoencoder.config import AutoencoderConfig
 from genlab.families.diffusion.config import DiffusionConfig, EDMConfig, NCSNConfig
@@ -76,7 +77,7 @@ BAD = [
     ("seed", -1, "seed must be an int >= 0"),
     ("evaluator", DELETE, "evaluator is missing"),
     ("trian", {}, "trian is not a known top-level key"),
-    ("presets.gan", {}, "presets.gan is not a model family"),
+    ("presets.nosuch", {}, "presets.nosuch is not a model family"),
     ("concepts.ksg_n", 9, "concepts.ksg_n must be in [10, 5000]"),
     ("scratch.cnn.schedule", "step", "scratch.cnn.schedule must be one of"),
 ]
@@ -143,7 +144,8 @@ def test_stage_rejects_bad_params_before_reading_data(tmp_path, params):
 
 @pytest.mark.parametrize("argv,message", [
     (["autoencoder", "vae"], "autoencoder.vae is not in params.yaml"),
-    (["gan", "ae"], "no model family 'gan' (families: ['autoencoder', 'diffusion'])"),
+    (["nosuch", "ae"],
+     f"no model family 'nosuch' (families: {families.available()})"),
     (["ae"], "usage: python -m stages.train <family> <name>"),
 ])
 def test_unknown_family_or_model_is_reported(tmp_path, params, argv, message):

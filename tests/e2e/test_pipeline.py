@@ -59,16 +59,21 @@ def test_outputs_exist_and_are_finite(repro):
     assert (ws / "figures/evaluator/loss.png").exists()
     assert (ws / "data/samples/ae.npz").exists()
     summary = pd.read_csv(ws / "metrics/summary.csv", index_col="model")
+    report = (ws / "reports/report.md").read_text()
     assert set(summary.index) == {"evaluator", *MODELS}
     for m in ("edm_toy", "ddpm_toy", "ncsn_toy"):
         assert (ws / f"figures/{m}/sampling_path.png").exists(), m
     for m in ("edm_fmnist", "ddpm_fmnist", "ncsn_fmnist"):
         assert np.load(ws / f"data/samples/{m}.npz")["images"].shape == (60, 1, 28, 28), m
-        # the headline FD of every image model, conditional or not, is in the overview
-        assert math.isfinite(summary.loc[m, "sample_fd"]), m
+    for family in ("diffusion", "vae", "flow", "gan"):  # the generative image models
+        for m, section in _TINY[family].items():
+            if section["dataset"] == "fashion_mnist":
+                # the headline FD of every image model, conditional or not, is in the overview
+                assert math.isfinite(summary.loc[m, "sample_fd"]), m
+                assert m in report.split("## Ranking: Fashion-MNIST")[1].split("## ")[0], m
     assert list(pd.read_csv(ws / "metrics/sweeps/edm_fmnist.csv")["w"]) == [0.0, 2.0]
     assert list(pd.read_csv(ws / "metrics/sweeps/dae.csv")["sigma"]) == [0.0, 0.1, 0.3, 0.5]
-    assert "Foundations" in (ws / "reports/report.md").read_text()
+    assert "Foundations" in report
     html = (ws / "reports/index.html").read_text()
     assert "data:image/png;base64," in html and "not comparable to Inception FID" in html
     assert "At the GPU profile:</b> FD 0.784" in html  # docs/gpu-profile.yaml, per model
