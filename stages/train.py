@@ -46,24 +46,31 @@ def run(argv: list[str]) -> None:
     # 1. Params, validated before any data is read.
     family, name, params, cfg = model_section(argv, "train")
     rt, device, seed = runtime(params)
-    if cfg.dataset in IMAGE_SETS and not (PROCESSED / cfg.dataset / "train_x.npy").exists():
-        raise DataError(f"{PROCESSED / cfg.dataset / 'train_x.npy'} is missing: enable "
-                        f"data.{cfg.dataset} in params.yaml and rerun fetch + preprocess")
+    dataset = getattr(cfg, "dataset", None)
+    if family.data is None and dataset in IMAGE_SETS and not (
+            PROCESSED / dataset / "train_x.npy").exists():
+        raise DataError(f"{PROCESSED / dataset / 'train_x.npy'} is missing: enable "
+                        f"data.{dataset} in params.yaml and rerun fetch + preprocess")
     stage = f"train-{family.name}@{name}"
     logged = {f"{family.name}.{name}": dataclasses.asdict(cfg), "seed": seed,
               "profile": params.get("profile", "cpu")}
 
     with tracker(params, stage, logged) as tr:
         # 2. Data and model.
-        data, labels, shape = training_data(cfg.dataset)
+        if family.data is not None:  # the family's own data (token streams, latents)
+            own = family.data(cfg, seed, device)
+            batches, shape, examples = own.batches, own.shape, own.examples
+        else:
+            data, labels, shape = training_data(cfg.dataset)
+            labels = labels if getattr(cfg, "conditional", False) else None
+            batches = (image_batches(data, labels, cfg.batch_size, seed, device)
+                       if len(shape) == 3 else point_batches(data, cfg.batch_size, seed, device))
+            examples = len(data)
         nhwc = rt.use("channels_last", device.type) and len(shape) == 3
         torch.manual_seed(seed)
         built = family.build(cfg, shape, nhwc)
-        labels = labels if getattr(cfg, "conditional", False) else None
-        batches = (image_batches(data, labels, cfg.batch_size, seed, device) if len(shape) == 3
-                   else point_batches(data, cfg.batch_size, seed, device))
         print(f"{stage}: {sum(p.numel() for p in built.net.parameters()):,} parameters, "
-              f"{len(data):,} examples, device {device}")
+              f"{examples:,} examples, device {device}")
 
         # 3. Train (resumes from the last checkpoint of the same config and code).
         def on_log(row):

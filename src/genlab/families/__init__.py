@@ -40,6 +40,15 @@ class Built:
 
 
 @dataclass(frozen=True)
+class TrainData:
+    """A family's own training data (Family.data): batches by step, one example's shape."""
+
+    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor | None]]  # step -> (x, cond|None)
+    shape: tuple[int, ...]  # one example: (C, H, W), (D,) or (T,) for a token sequence
+    examples: int  # how many distinct examples (or windows) the batches draw from
+
+
+@dataclass(frozen=True)
 class Family:
     name: str  # params.yaml section, dvc.yaml stage suffix (train-<name>@<model>)
     role: str  # "pretrain": encoders that other models build on; "generative": the rest
@@ -50,6 +59,9 @@ class Family:
     rebuild: Callable[[dict, Any, bool], nn.Module]
     # the submodule runtime.compile compiles for sampling (None: nothing is compiled)
     backbone: Callable[[nn.Module], nn.Module | None] = lambda net: None
+    # (cfg, seed, device) -> TrainData, for data that is not the processed image or point set
+    # named by cfg.dataset (token streams, a tokenizer's latents); None: that processed set
+    data: Callable[[Any, int, torch.device], TrainData] | None = None
 
     def __post_init__(self):
         assert self.role in ROLES, f"role must be one of {ROLES}, got {self.role!r}"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.mlp import mlp
+
 
 class ConvAutoencoder(nn.Module):
     """Images (B, C, H, W) in [-1, 1] -> latent (B, latent) -> reconstruction (B, C, H, W).
@@ -59,15 +61,6 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
-
-
-def mlp(d_in: int, hidden: int, depth: int, d_out: int) -> nn.Sequential:
-    """depth hidden layers of width `hidden` with SiLU, then a linear output."""
-    layers, d = [], d_in
-    for _ in range(depth):
-        layers += [nn.Linear(d, hidden), nn.SiLU()]
-        d = hidden
-    return nn.Sequential(*layers, nn.Linear(d, d_out))
 
 
 class MLPAutoencoder(nn.Module):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.ae import mlp
+from genlab.nn.mlp import mlp
 
 # ---------------------------------------------------------------------------------------------
 # Likelihood heads: decoder output -> log p(x | z) summed over dimensions (B,), the mean (what
