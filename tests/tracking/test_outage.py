@@ -271,9 +271,11 @@ def child_run(client):
 LOSS = [("loss", s, 1.0 / s) for s in range(1, 41)]
 
 
-def test_sigterm_ends_the_run_and_its_parent_killed(mlflow_uri, tmp_path):
-    proc = child_stage(tmp_path, mlflow_uri, signal.SIGTERM)
-    assert proc.returncode == -signal.SIGTERM  # still dies of the signal
+@pytest.mark.parametrize("sig", [signal.SIGTERM,
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_sigterm_or_sigint_ends_the_run_and_its_parent_killed(mlflow_uri, tmp_path, sig):
+    proc = child_stage(tmp_path, mlflow_uri, sig)
+    assert proc.returncode == -sig  # still dies of the signal (Python does so for SIGINT)
     client = MlflowClient(tracking_uri=mlflow_uri)
     run = child_run(client)
     assert run.info.status == "KILLED" and parent_of(client, run).info.status == "KILLED"

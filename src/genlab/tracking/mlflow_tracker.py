@@ -79,8 +79,12 @@ class StageTracker:
     raises because of the store: what the store does not take is spooled and replayed later."""
 
     def __init__(self, target: TrackingTarget | None, params: dict[str, Any] | None = None, *,
-                 budget_s: float | None = None, spool_dir: Path | None = None):
+                 timeout_s: int | None = None,  # per HTTP request; None: env, else TIMEOUT_S
+                 retries: int | None = None,  # MLflow's own retries; None: env, else RETRIES
+                 budget_s: float | None = None,  # None: GENLAB_TRACKING_BUDGET_S, else BUDGET_S
+                 spool_dir: Path | None = None):  # None: spool_dir_for(target)
         self.target, self.params = target, params or {}
+        self._http = (timeout_s, retries)
         self.enabled = target is not None  # tracking configured (stays so through outages)
         self.online = False  # the run exists in the store and the last call reached it
         self.client = self.run_id = self.parent_id = None
@@ -100,7 +104,7 @@ class StageTracker:
     def __enter__(self) -> StageTracker:
         if not self.enabled:
             return self
-        configure_http()
+        configure_http(*self._http)
         self._catch_sigterm()
         with contextlib.suppress(Exception):  # failures are spooled inside _call
             self._call(self._start)
@@ -152,7 +156,12 @@ class StageTracker:
         has its default action and this is the main thread."""
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            owner = os.getpid()
+
             def on_sigterm(signum, frame):
+                if os.getpid() != owner:  # a forked child (data loader worker): just die
+                    signal.signal(signum, signal.SIG_DFL)
+                    os.kill(os.getpid(), signum)
                 raise StageKilled(signum)
 
             self._old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
@@ -175,7 +184,7 @@ class StageTracker:
         t0 = time.monotonic()
         try:
             return fn()
-        except BaseException as e:
+        except Exception as e:  # (a signal's exception is no store failure: it just unwinds)
             self.failed_s += time.monotonic() - t0
             if self.online or self._tries == 0:
                 warnings.warn(f"MLflow tracking failed; spooling to {self.spool_dir} and "
@@ -193,12 +202,13 @@ class StageTracker:
                 self._call(lambda: send(self.client, self.run_id, self.parent_id, record))
             except Exception:  # spooled; the next try waits for its pause
                 self._spool_record(record)
+                return
             except BaseException:  # a signal mid-send: keep the record, then go on unwinding
                 self._spool_record(record)
                 raise
-            return
-        self._spool_record(record)
-        if last or time.monotonic() >= self._next_try:
+        else:
+            self._spool_record(record)
+        if self.spool is not None and (last or time.monotonic() >= self._next_try):
             with contextlib.suppress(Exception):
                 self._call(self._recover)
 
@@ -268,10 +278,15 @@ class StageTracker:
 
 
 # -- the store ---------------------------------------------------------------------------------
-def configure_http() -> None:
-    """A short timeout and no per-request retries, unless the user chose otherwise."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(TIMEOUT_S))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(RETRIES))
+def configure_http(timeout_s: int | None = None, retries: int | None = None) -> None:
+    """MLflow reads its HTTP settings from the environment only: set the values given, and
+    else a short timeout and no per-request retries unless the user chose otherwise."""
+    for var, value, default in (("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout_s, TIMEOUT_S),
+                                ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", retries, RETRIES)):
+        if value is not None:
+            os.environ[var] = str(int(value))
+        else:
+            os.environ.setdefault(var, str(default))
 
 
 def experiment_id(client, name: str, artifact_location: str) -> str:
