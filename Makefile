@@ -6,7 +6,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-source repro test test-all lint ui bench bench-unet bench-sampling profile-unet check-params clean-tracking
+.PHONY: setup data-source repro test test-all lint ui bench bench-unet bench-sampling profile-unet check-params clean-tracking sync-tracking
 
 setup: $(VENV)/.installed data-source
 
@@ -47,6 +47,11 @@ test-all: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src stages tests benchmarks
+
+# Replay what stages spooled while the MLflow store was unreachable (mlspool/), and mark runs
+# whose process is gone KILLED. Stages do it too when they start; this does it now.
+sync-tracking: setup
+	$(PY) -m stages.sync_tracking
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db -w 1 --host 127.0.0.1 --port 5000

@@ -1,5 +1,6 @@
 """StageTracker against a real MLflow SQLite store: parent/child runs, batched metrics,
-artifacts, output tags, and failures that warn instead of stopping the stage."""
+artifacts, output tags, and failures that warn and spool instead of stopping the stage
+(outages in depth: test_outage.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import warnings
 
 from mlflow.tracking import MlflowClient
 
-from genlab.tracking.mlflow_tracker import PIPELINE_TAG, StageTracker, TrackingTarget, md5_of
+from genlab.tracking.mlflow_tracker import (
+    PIPELINE_TAG,
+    StageTracker,
+    TrackingTarget,
+    md5_of,
+    read_records,
+)
 
 
 def _target(uri, tmp_path, stage="train@ae", pipeline="exp-1") -> TrackingTarget:
@@ -61,7 +68,7 @@ def test_failed_stage_marks_run_failed(mlflow_uri, tmp_path):
     assert run.info.status == "FAILED"
 
 
-def test_unreachable_store_warns_and_the_stage_goes_on(tmp_path):
+def test_unreachable_store_warns_spools_and_the_stage_goes_on(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     bad = f"sqlite:///{blocker}/mlflow.db"  # cannot be created, even by root
@@ -71,24 +78,30 @@ def test_unreachable_store_warns_and_the_stage_goes_on(tmp_path):
             tr.log_metrics({"x": 1.0})
             tr.flush()
             done = True
-    assert done and not tr.enabled
-    assert any("MLflow tracking failed" in str(w.message) for w in caught)
+    assert done and tr.enabled and not tr.online and tr.run_id is None
+    assert sum("MLflow tracking failed" in str(w.message) for w in caught) == 1
+    (spool,) = (tmp_path / "mlspool").glob("pending-*.jsonl")
+    assert [r["kind"] for r in read_records(spool)] == ["run", "params", "metrics", "end"]
 
 
-def test_failure_mid_run_turns_tracking_off(mlflow_uri, tmp_path):
+def test_failure_mid_run_spools_the_rest(mlflow_uri, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with StageTracker(_target(mlflow_uri, tmp_path), {}) as tr:
             tr.log_metrics({"x": 1.0}, 1)
             tr.flush()
-            assert tr.enabled
+            assert tr.online
             tr.run_id = "0" * 32  # the run disappears under us (e.g. deleted in the UI)
             tr.log_metrics({"x": 2.0}, 2)
             tr.flush()
-            assert not tr.enabled
-            tr.log_metrics({"x": 3.0}, 3)  # later calls are silent no-ops
+            assert tr.enabled and not tr.online
+            tr.log_metrics({"x": 3.0}, 3)  # spooled too
             tr.flush()
     assert sum("MLflow tracking failed" in str(w.message) for w in caught) == 1
+    (spool,) = (tmp_path / "mlspool").glob(f"{'0' * 32}.*.jsonl")
+    records = read_records(spool)
+    assert [row[::3] for r in records if r["kind"] == "metrics" for row in r["rows"]] == [
+        ["x", 2], ["x", 3]]
 
 
 def test_disabled_tracker_does_nothing(tmp_path):
