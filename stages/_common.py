@@ -164,7 +164,23 @@ def tracker(params: dict, default_stage: str, logged: dict) -> StageTracker:
     """A StageTracker for this stage, logging the flattened `logged` params."""
     from genlab.config import flatten
 
-    return StageTracker(tracking_target(params, default_stage), flatten(logged))
+    cfg = load(TrackingConfig, params.get("tracking", {}), "tracking")
+    return StageTracker(tracking_target(params, default_stage), flatten(logged),
+                        timeout_s=cfg.timeout_s, retries=cfg.retries, budget_s=cfg.budget_s)
+
+
+def check_writable(*folders: Path) -> None:
+    """Create each output folder and make sure this process may write it, before any work."""
+    from genlab.errors import OutputError
+
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create output folder {folder}: {e.strerror}") from e
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {folder} is not writable; fix its permissions "
+                              "and rerun (nothing was trained or overwritten)")
 
 
 def write_json(path: Path, data: dict | list) -> None:
@@ -176,18 +192,21 @@ def write_json(path: Path, data: dict | list) -> None:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write rows as CSV via a temp file + rename (a crash leaves the old file or the new)."""
     import pandas as pd
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(path, index=False)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def main(fn) -> None:
     """Run a stage's main, turning config / data / checkpoint errors into one clear line."""
-    from genlab.errors import CheckpointError, DataError
+    from genlab.errors import CheckpointError, DataError, OutputError, TrainingError
 
     try:
         fn(sys.argv[1:])
-    except (ConfigError, DataError, CheckpointError) as e:
+    except (ConfigError, DataError, CheckpointError, TrainingError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

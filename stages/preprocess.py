@@ -3,6 +3,7 @@ manifest (shapes, dtypes, sha256, counts). Same params -> same bytes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,16 +18,28 @@ from genlab.data.fashion_mnist import load_fashion_mnist
 from genlab.data.moving_fmnist import make_moving_fmnist
 from genlab.data.processed import save_arrays, write_manifest
 from genlab.data.toy2d import sample_toy
+from genlab.errors import DataError
 from stages._common import PROCESSED, load_params, main, section, tracker
 
 RAW = Path("data/raw")
 
 
+def fetched_md5s(name: str) -> dict[str, str]:
+    """{file: MD5} the fetch stage recorded for data set `name` (data/raw/fetch.json)."""
+    path = RAW / "fetch.json"
+    try:
+        return json.loads(path.read_text())[name]["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path} holds no MD5s for {name} ({type(e).__name__}: {e}); "
+                        "rerun fetch (dvc repro fetch)") from e
+
+
 def fashion_mnist(cfg: DataConfig) -> dict[str, np.ndarray]:
     out = {}
+    recorded = fetched_md5s("fashion_mnist")
     for split, limit in (("train", cfg.fashion_mnist.limit_train),
                          ("test", cfg.fashion_mnist.limit_test)):
-        x, y = load_fashion_mnist(RAW / "fashion_mnist", split)
+        x, y = load_fashion_mnist(RAW / "fashion_mnist", split, recorded)
         n = limit or len(x)
         out[f"fashion_mnist/{split}_x"], out[f"fashion_mnist/{split}_y"] = x[:n], y[:n]
     return out

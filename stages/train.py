@@ -11,14 +11,15 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import IMAGE_SETS, is_toy
+from genlab.config import IMAGE_SETS, ConfigError, is_toy
 from genlab.data.batches import image_batches, point_batches
 from genlab.data.processed import load_array
-from genlab.errors import DataError
-from genlab.training.checkpoint import save_atomic
+from genlab.errors import DataError, TrainingError
+from genlab.training.checkpoint import remove_orphans, save_atomic
 from genlab.training.loop import RunSpec, train
 from stages._common import (
     PROCESSED,
+    check_writable,
     config_hash,
     main,
     model_section,
@@ -46,6 +47,8 @@ def run(argv: list[str]) -> None:
     # 1. Params, validated before any data is read.
     family, name, params, cfg = model_section(argv, "train")
     rt, device, seed = runtime(params)
+    check_writable(Path("models"), Path("checkpoints") / name, Path("metrics/loss"),
+                   Path("metrics/train"))
     dataset = getattr(cfg, "dataset", None)
     if family.data is None and dataset in IMAGE_SETS and not (
             PROCESSED / dataset / "train_x.npy").exists():
@@ -66,6 +69,9 @@ def run(argv: list[str]) -> None:
             batches = (image_batches(data, labels, cfg.batch_size, seed, device)
                        if len(shape) == 3 else point_batches(data, cfg.batch_size, seed, device))
             examples = len(data)
+        if cfg.batch_size > examples:
+            raise ConfigError(f"{family.name}.{name}.batch_size: {cfg.batch_size} is larger "
+                              f"than the training data ({examples:,} examples)")
         nhwc = rt.use("channels_last", device.type) and len(shape) == 3
         torch.manual_seed(seed)
         built = family.build(cfg, shape, nhwc)
@@ -87,8 +93,17 @@ def run(argv: list[str]) -> None:
             on_checkpoint=lambda s: tr.flush(), compile=rt.use("compile", device.type),
             channels_last=nhwc), param_groups=built.param_groups)
 
-        # 4. Outputs: weights (raw + EMA), loss CSV, a training summary.
+        # 4. Outputs: weights (raw + EMA), loss CSV, a training summary; never non-finite
+        #    weights (the previous models/<name>.pt, if any, stays).
+        for part, module in (("weights", built.net), ("EMA weights", result.ema.shadow)):
+            bad = [k for k, t in module.state_dict().items()
+                   if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+            if bad:
+                raise TrainingError(f"{stage}: {part} are not all finite ({bad[0]}"
+                                    f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); "
+                                    "nothing published")
         out = Path(f"models/{name}.pt")
+        remove_orphans(out)
         save_atomic({"family": family.name, "config": dataclasses.asdict(cfg),
                      "arch": built.arch, "model": built.net.state_dict(),
                      "ema": result.ema.shadow.state_dict()}, out)
@@ -97,6 +112,7 @@ def run(argv: list[str]) -> None:
                    "resumed_from_step": result.resumed_from,
                    "train_seconds": round(result.train_seconds, 1),
                    "warmup_seconds": round(result.warmup_seconds, 1),
+                   "skipped_steps": result.bad_steps,
                    "examples_seen": result.steps_done * cfg.batch_size}
         write_json(Path(f"metrics/train/{name}.json"), summary)
         tr.log_metrics({k: float(v) for k, v in summary.items()})

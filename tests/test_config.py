@@ -142,6 +142,15 @@ def test_stage_rejects_bad_params_before_reading_data(tmp_path, params):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
+def test_stage_refuses_an_output_folder_it_cannot_write_before_any_work(tmp_path, params):
+    """`models` is a file here (a permission check cannot fail for root): exit 2, one line."""
+    (tmp_path / "models").write_text("not a folder")
+    proc = _stage(tmp_path, params, "stages.train", "autoencoder", "ae")
+    assert proc.returncode == 2, proc.stderr
+    assert "error: cannot create output folder models" in proc.stderr
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
 @pytest.mark.parametrize("argv,message", [
     (["autoencoder", "vae"], "autoencoder.vae is not in params.yaml"),
     (["nosuch", "ae"],

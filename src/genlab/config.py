@@ -294,6 +294,12 @@ class RuntimeConfig:
 class TrackingConfig:
     enabled: bool = knob(True, doc="log runs to MLflow (metrics are always written to files)")
     experiment: str = knob("genlab", doc="MLflow experiment name", check=non_empty)
+    timeout_s: int = knob(2, doc="seconds per MLflow HTTP request before it counts as failed",
+                          check=positive)
+    retries: int = knob(0, doc="MLflow's own retries of a failed request (the stage retries "
+                        "later and spools what the store does not take)", check=non_negative)
+    budget_s: float = knob(8.0, doc="seconds a stage may spend in failed tracking calls in all; "
+                           "after that it spools until the end", check=non_negative)
 
 
 @dataclass(frozen=True)
@@ -315,6 +321,9 @@ class LoopConfig:
                              "is at most this fraction of the examples seen so far, so a short "
                              "run's average does not keep its random start (0 = off)",
                              check=non_negative)
+    max_bad_steps: int = knob(20, doc="consecutive steps with a non-finite loss or gradient "
+                              "(each skipped: optimiser, schedule and EMA untouched) that abort "
+                              "the run", check=positive)
     ckpt_every: int = knob(500, doc="write a resumable checkpoint every N steps",
                            check=positive)
     log_every: int = knob(50, doc="average the loss over N steps for logs and the CSV",

@@ -10,3 +10,12 @@ class DataError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint file is unreadable or does not fit the model it is loaded into."""
+
+
+class TrainingError(RuntimeError):
+    """Training diverged (too many consecutive non-finite steps) or produced non-finite
+    weights; nothing is published and the last good checkpoint stays in place."""
+
+
+class OutputError(OSError):
+    """An output folder of a stage cannot be written (checked before any work starts)."""

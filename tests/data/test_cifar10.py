@@ -76,7 +76,7 @@ def test_missing_batch_without_md5(cifar_fixture):
 def test_corrupt_pickle_without_md5(cifar_fixture):
     path = cifar_fixture["root"] / "cifar-10-batches-py" / "test_batch"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(DataError, match="missing or corrupt"):
+    with pytest.raises(DataError, match="test_batch is corrupt"):
         cifar10.load_cifar10(cifar_fixture["root"], "test", verify_md5=False)
 
 
@@ -92,3 +92,28 @@ def test_wrong_data_layout_without_md5(cifar_fixture):
 def test_bad_split(cifar_fixture):
     with pytest.raises(ValueError, match="split"):
         cifar10.load_cifar10(cifar_fixture["root"], "valid", verify_md5=False)
+
+
+class _Payload:
+    """Unpickling this calls os.mkdir(marker): what a crafted batch file could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+@pytest.mark.parametrize("verify_md5", [False, True])
+def test_a_crafted_batch_is_refused_before_anything_is_unpickled(cifar_fixture, tmp_path,
+                                                                 verify_md5):
+    marker = tmp_path / "was-run"
+    path = cifar_fixture["root"] / "cifar-10-batches-py" / "data_batch_1"
+    entry = pickle.loads(path.read_bytes())
+    entry["extra"] = _Payload(marker)
+    path.write_bytes(pickle.dumps(entry, protocol=2))
+    with pytest.raises(DataError, match="data_batch_1 .*mkdir"):
+        cifar10.load_cifar10(cifar_fixture["root"], "train", verify_md5=verify_md5)
+    assert not marker.exists()

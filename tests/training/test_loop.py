@@ -286,3 +286,110 @@ def test_objective_sees_every_step_once_also_after_a_resume(tmp_path):
     net2, batches2, _ = _setup(tmp_path)
     train(net2, Warmup((0.1,)), batches2, CFG, run)
     assert Warmup.steps == list(range(24))
+
+
+def _poisoned(bad_steps: set[int]):
+    """The denoising objective, but non-finite at `bad_steps` (an inf loss, a NaN gradient)."""
+    base = DenoisingLoss((0.1, 0.3))
+
+    def objective(net, x, cond, generator):
+        loss = base(net, x, cond, generator)
+        step = objective.calls
+        objective.calls += 1
+        if step in bad_steps:
+            return loss * float("nan") if step % 2 else loss + float("inf")
+        return loss
+
+    objective.calls = 0
+    return objective
+
+
+def test_non_finite_steps_are_skipped_and_leave_the_weights_alone(tmp_path):
+    net, batches, run = _setup(tmp_path, "skip")
+    reference, _, run_ref = _setup(tmp_path, "ref")
+    bad = {5, 6, 13}
+    result = train(net, _poisoned(bad), batches, CFG, run)
+    assert result.bad_steps == 3 and result.steps_done == CFG.steps
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    # the good steps match a run whose objective skips nothing only up to the first bad step
+    cfg4 = dataclasses.replace(CFG, steps=5, ckpt_every=5)
+    ref = train(reference, _poisoned(set()), batches, cfg4, run_ref)
+    short, _, run_short = _setup(tmp_path, "short")
+    cut = train(short, _poisoned(bad), batches, dataclasses.replace(CFG, steps=7, ckpt_every=7),
+                run_short)
+    assert cut.bad_steps == 2
+    assert torch.equal(_flat(short.state_dict()), _flat(ref.net.state_dict()))  # 5, 6 no-ops
+
+
+def test_consecutive_non_finite_steps_abort_and_keep_the_last_checkpoint(tmp_path):
+    from genlab.errors import TrainingError
+
+    net, batches, run = _setup(tmp_path, "abort")
+    cfg = dataclasses.replace(CFG, max_bad_steps=3)
+    with pytest.raises(TrainingError, match=r"3 consecutive steps .*steps 9\.\.11"):
+        train(net, _poisoned({8, 9, 10}), batches, cfg, run)
+    assert load_checkpoint(run.ckpt_path)["step"] == 8  # the checkpoint before the bad steps
+
+
+def test_an_empty_checkpoint_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(path)
+
+
+def test_a_killed_save_leaves_temp_files_that_the_next_run_removes(tmp_path):
+    net, batches, run = _setup(tmp_path, "orphans")
+    run.ckpt_path.parent.mkdir(parents=True)
+    orphan = run.ckpt_path.parent / f".{run.ckpt_path.name}.abc123.tmp"  # save_atomic's name
+    orphan.write_bytes(b"half a checkpoint")
+    other = run.ckpt_path.parent / "notes.txt"
+    other.write_text("kept")
+    train(net, DenoisingLoss((0.1,)), batches, dataclasses.replace(CFG, steps=2), run)
+    assert not orphan.exists() and other.exists() and run.ckpt_path.is_file()
+
+
+def test_a_checkpoint_whose_tensor_bytes_changed_is_refused(tmp_path):
+    """Flip bytes inside a tensor record of the zip (its structure intact): torch.load alone
+    would load it; the checksum refuses it."""
+    import zipfile
+
+    path = tmp_path / "last.pt"
+    w = torch.arange(4096, dtype=torch.float32)
+    save_atomic({"step": 3, "w": w}, path)
+    assert torch.equal(load_checkpoint(path)["w"], w) and "sha256" not in load_checkpoint(path)
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("data/0"))
+    raw = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 100, start + 108):
+        raw[i] ^= 0x55
+    path.write_bytes(bytes(raw))
+    assert torch.load(path, weights_only=True)["w"].ne(w).any()  # loads, silently wrong
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        load_checkpoint(path)
+
+
+def test_a_corrupt_last_checkpoint_falls_back_to_the_one_before(tmp_path):
+    from genlab.training.loop import previous
+
+    net, batches, run = _setup(tmp_path, "fallback")
+    _stop_after(net, batches, run, 16)  # checkpoints at 8 and 16: last.pt (16), last.prev.pt (8)
+    assert load_checkpoint(previous(run.ckpt_path))["step"] == 8
+    run.ckpt_path.write_bytes(run.ckpt_path.read_bytes()[:300])  # truncated
+    net2, _, _ = _setup(tmp_path, "fallback")
+    with pytest.warns(UserWarning, match="resuming from the one before it"):
+        result = train(net2, DenoisingLoss((0.1, 0.3)), batches, CFG, run)
+    assert result.resumed_from == 8 and result.steps_done == CFG.steps
+
+
+def test_when_both_checkpoints_are_corrupt_the_error_names_both(tmp_path):
+    from genlab.training.loop import previous
+
+    net, batches, run = _setup(tmp_path, "both")
+    _stop_after(net, batches, run, 16)
+    for path in (run.ckpt_path, previous(run.ckpt_path)):
+        path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt.*last\.prev\.pt"):
+        train(net, DenoisingLoss((0.1, 0.3)), batches, CFG, run)

@@ -21,6 +21,38 @@ DEFAULT_TIMEOUT_S = 60.0
 _READ_ERRORS = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError)
 
 
+# What the CIFAR-10 python batches hold: a dict of lists, bytes and uint8 numpy arrays. Their
+# pickles may name only these globals; anything else (a pickle can call any function) is refused
+# before torchvision unpickles the files, whatever verify_md5 says.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which the CIFAR-10 format "
+                                         "never holds (refused: unpickling it runs code)")
+        return super().find_class(module, name)
+
+
+def check_batches(root: Path) -> None:
+    """Unpickle every present batch file of `root` with a loader that builds only dicts, lists,
+    bytes and numpy arrays; DataError naming the file otherwise."""
+    folder = _folder(root)
+    names = [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
+    for path in (folder / n for n in names):
+        if not path.is_file():
+            continue  # missing files are torchvision's to report
+        try:
+            with open(path, "rb") as f:
+                _BatchUnpickler(f, encoding="latin1").load()
+        except Exception as err:  # noqa: BLE001 - any failure: the file is not a CIFAR batch
+            raise DataError(f"{path} is corrupt or not a CIFAR-10 python batch: {err}") from err
+
+
 class CheckedCIFAR10(CIFAR10):
     """torchvision's CIFAR10 whose MD5 checks reduce to presence checks when verify_md5=False.
 
@@ -64,6 +96,7 @@ def load_cifar10(root: Path, split: str, verify_md5: bool = True) -> tuple[np.nd
 def _open(root: Path, split: str, download: bool, verify_md5: bool) -> CheckedCIFAR10:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    check_batches(root)  # before torchvision unpickles anything
     try:
         return CheckedCIFAR10(root, train=SPLITS[split], download=download, verify_md5=verify_md5)
     except _READ_ERRORS as err:

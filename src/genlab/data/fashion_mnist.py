@@ -60,16 +60,19 @@ def fetch_fashion_mnist(dest: Path, sources: list[dict], verify_md5: bool = True
     )
 
 
-def load_fashion_mnist(raw_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(raw_dir: Path, split: str,
+                       recorded: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, 28, 28) and labels int64 (N,) of `split` in {"train", "test"}.
 
     `raw_dir` holds the IDX files, plain or .gz (N = 60000 for train, 10000 for test).
+    `recorded`: {file name: MD5 of its decompressed bytes} as the fetch recorded them; each
+    file read is checked against it (a file changed since the fetch is refused).
     """
     if split not in SPLIT_FILES:
         raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
     image_name, label_name = SPLIT_FILES[split]
-    images = _read_member(Path(raw_dir), image_name)  # (N, 28, 28)
-    labels = _read_member(Path(raw_dir), label_name)  # (N,)
+    images = _read_member(Path(raw_dir), image_name, recorded)  # (N, 28, 28)
+    labels = _read_member(Path(raw_dir), label_name, recorded)  # (N,)
     _check_pair(images.shape, labels.shape, where=f"{raw_dir} ({split})")
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
         raise DataError(f"{raw_dir}: expected uint8 IDX data, got {images.dtype}/{labels.dtype}")
@@ -153,9 +156,16 @@ def _find_member(src_dir: Path, name: str) -> Path:
     raise DataError(f"{src_dir}: missing {name} (or {name}.gz)")
 
 
-def _read_member(raw_dir: Path, name: str) -> np.ndarray:
+def _read_member(raw_dir: Path, name: str, recorded: dict[str, str] | None = None) -> np.ndarray:
     path = _find_member(raw_dir, name)
-    return decode_idx(read_bytes(path), name=str(path))
+    data = read_bytes(path)
+    if recorded is not None:
+        if name not in recorded:
+            raise DataError(f"{path}: the fetch recorded no MD5 for {name}; rerun fetch")
+        if md5_bytes(data) != recorded[name]:
+            raise DataError(f"{path}: its MD5 {md5_bytes(data)} is not the {recorded[name]} the "
+                            "fetch recorded (changed or corrupt since); rerun fetch")
+    return decode_idx(data, name=str(path))
 
 
 @contextmanager

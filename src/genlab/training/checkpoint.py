@@ -1,7 +1,11 @@
-"""Atomic, resumable checkpoints: temp file + rename, loaded with weights_only=True."""
+"""Atomic, resumable checkpoints: temp file + fsync + rename, loaded with weights_only=True.
+Each saved dict carries a sha256 of its contents (every tensor's bytes, dtype and shape, every
+other value's repr, in key order) under CHECKSUM; the loader recomputes it, so a file whose
+tensor bytes changed but whose zip structure is intact is refused, not loaded."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -11,10 +15,42 @@ import torch
 
 from genlab.errors import CheckpointError  # defined there; callers may import it from here
 
+CHECKSUM = "sha256"  # key of a saved dict's digest
+
+
+def _digest(obj: Any, h) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=repr):
+            h.update(repr(k).encode() + b":")
+            _digest(obj[k], h)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _digest(v, h)
+        h.update(b"]")
+    else:
+        h.update(repr(obj).encode())
+
+
+def checksum(obj: dict) -> str:
+    """sha256 of a checkpoint dict's contents, leaving out its own CHECKSUM entry."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in obj.items() if k != CHECKSUM}, h)
+    return h.hexdigest()
+
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """Write `obj` with torch.save so that `path` is either the old file or the new one."""
+    """Write `obj` with torch.save so that `path` is either the old file or the new one; a dict
+    gets its checksum (CHECKSUM) for load_checkpoint to verify."""
     path = Path(path)
+    if isinstance(obj, dict):
+        obj = {**obj, CHECKSUM: checksum(obj)}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -28,6 +64,16 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
+def remove_orphans(path: Path) -> list[Path]:
+    """Delete the temp files a killed save_atomic(…, path) left beside `path`; return them.
+    Call it before a process starts writing `path` (one writer per path)."""
+    path = Path(path)
+    orphans = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in orphans:
+        tmp.unlink(missing_ok=True)
+    return orphans
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint dict safely (tensors and plain containers only)."""
     path = Path(path)
@@ -38,10 +84,13 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except Exception as e:  # truncated zip, pickle of arbitrary objects, ...
         raise CheckpointError(
             f"checkpoint {path} is unreadable ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200]}); delete it to start over"
+            f"{(str(e).splitlines() or ['no message'])[0][:200]}); delete it to start over"
         ) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
+    if CHECKSUM in obj and obj.pop(CHECKSUM) != checksum(obj):
+        raise CheckpointError(f"checkpoint {path} fails its checksum (its bytes changed after "
+                              "it was written); delete it to start over")
     return obj
 
 

@@ -15,7 +15,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genlab.config import LoopConfig
-from genlab.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_atomic
+from genlab.errors import TrainingError
+from genlab.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_weights,
+    remove_orphans,
+    save_atomic,
+)
 from genlab.training.device import autocast, step_generator
 from genlab.training.ema import ModelEMA
 
@@ -112,6 +119,7 @@ class TrainResult:
     steps_done: int = 0  # optimiser steps taken in all (< cfg.steps if max_seconds ran out)
     train_seconds: float = 0.0  # training wall time over all resumed parts (max_seconds's clock)
     warmup_seconds: float = 0.0  # this process's first step (compile, autotuning): off the clock
+    bad_steps: int = 0  # steps skipped for a non-finite loss or gradient (this process)
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ def train(
         dynamic_ncols=True,
     )
     t_log, done, timed = time.perf_counter(), start, 0  # timed: steps since t_log, warm-up not
+    bad_run = 0  # consecutive skipped (non-finite) steps
     for step in bar:
         x, cond = batches(step)
         if run.channels_last and x.ndim == 4:
@@ -188,14 +197,27 @@ def train(
             loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        ema.update(net, beta=ema.beta_at((step + 1) * cfg.batch_size))
-        loss_sum += loss.detach().float()
-        seen += 1
-        timed += 1
+        # A non-finite loss or gradient skips the step (one host sync a step): optimiser,
+        # schedule and EMA stay as they were; max_bad_steps in a row end the run.
+        norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or float("inf"))
+        if bool(torch.isfinite(loss.detach()) & torch.isfinite(norm)):
+            bad_run = 0
+            opt.step()
+            sched.step()
+            ema.update(net, beta=ema.beta_at((step + 1) * cfg.batch_size))
+            loss_sum += loss.detach().float()
+            seen += 1
+            timed += 1
+        else:
+            opt.zero_grad(set_to_none=True)
+            result.bad_steps += 1
+            bad_run += 1
+            if bad_run >= cfg.max_bad_steps:
+                raise TrainingError(
+                    f"[{run.desc}] {bad_run} consecutive steps with a non-finite loss or "
+                    f"gradient (steps {step + 2 - bad_run}..{step + 1}); lower the lr or check "
+                    f"the data. The last good checkpoint {run.ckpt_path} is kept, nothing "
+                    "is published")
         if step == start:
             # The first step of a process pays for torch.compile and cuDNN autotuning: it is
             # timed apart; max_seconds's clock and the examples/s of the first log row start
@@ -216,7 +238,7 @@ def train(
             dt = time.perf_counter() - t_log
             row = {
                 "step": done,
-                "loss": float(loss_sum) / seen,
+                "loss": float(loss_sum) / seen if seen else float("nan"),  # nan: all skipped
                 "lr": opt.param_groups[0]["lr"],
                 # nan when the row holds only the warm-up step
                 "examples_per_s": timed * len(x) / dt if timed else float("nan"),
@@ -262,15 +284,47 @@ def _state(net, ema, opt, sched, result, step, run) -> dict:
     }
 
 
+def previous(ckpt_path: Path) -> Path:
+    """Where the checkpoint before `ckpt_path`'s is kept (last.pt -> last.prev.pt)."""
+    return ckpt_path.with_name(f"{ckpt_path.stem}.prev{ckpt_path.suffix}")
+
+
 def _save(run, net, ema, opt, sched, result, step) -> None:
+    """Keep the last two checkpoints: the current one becomes .prev, then the new is written."""
+    if run.ckpt_path.exists():
+        run.ckpt_path.replace(previous(run.ckpt_path))
     save_atomic(_state(net, ema, opt, sched, result, step, run), run.ckpt_path)
 
 
+def _load_newest_good(run) -> tuple[dict, Path] | None:
+    """The last checkpoint, or the one before it when the last is missing or corrupt (a kill
+    between the two writes of _save, flipped bytes); None when there is neither."""
+    paths = [p for p in (run.ckpt_path, previous(run.ckpt_path)) if p.exists()]
+    errors = []
+    for path in paths:
+        try:
+            state = load_checkpoint(path, map_location=run.device)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors:
+            warnings.warn(f"{errors[0]}; resuming from the one before it, {path}", stacklevel=3)
+        return state, path
+    if errors:
+        raise CheckpointError(f"no usable checkpoint: {' / '.join(errors)}")
+    return None
+
+
 def _resume(run, net, ema, opt, sched, result) -> int:
-    if not run.ckpt_path.exists():
+    remove_orphans(run.ckpt_path)  # temp files of a save that was killed
+    found = _load_newest_good(run)
+    if found is None:
         return 0
-    state = load_checkpoint(run.ckpt_path, map_location=run.device)
+    state, path = found
     if state.get("config_hash") != run.config_hash:
+        previous(run.ckpt_path).unlink(missing_ok=True)
+        if not run.ckpt_path.exists():  # only a .prev of the other config was there
+            return 0
         stale = run.ckpt_path.with_name(
             f"{run.ckpt_path.stem}.stale-{str(state.get('config_hash'))[:8]}.pt"
         )
@@ -284,17 +338,16 @@ def _resume(run, net, ema, opt, sched, result) -> int:
         )
         return 0
     try:
-        load_weights(net, state["model"], run.ckpt_path)
-        load_weights(ema, state["ema"], run.ckpt_path)
+        load_weights(net, state["model"], path)
+        load_weights(ema, state["ema"], path)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["cpu"].cpu())
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
     except KeyError as e:
-        raise CheckpointError(f"checkpoint {run.ckpt_path} lacks {e}; delete it to start over"
-        ) from e
+        raise CheckpointError(f"checkpoint {path} lacks {e}; delete it to start over") from e
     result.history = list(state["history"])
     result.train_seconds = float(state.get("train_seconds", 0.0))
-    print(f"[{run.desc}] resumed from step {state['step']} ({run.ckpt_path})", flush=True)
+    print(f"[{run.desc}] resumed from step {state['step']} ({path})", flush=True)
     return int(state["step"])
