@@ -20,9 +20,9 @@ HELD_OUT = (0.05, 0.05)  # fractions of the records in val and test
 def run(argv: list[str]) -> None:
     if len(argv) != 1:
         raise ConfigError("usage: python -m stages.text <folder of fortune files>")
+    files = corpus_files(Path(argv[0]))  # DataError naming the path and the apt-get fix
     params = load_params()
     seed = load_seed(params)
-    files = corpus_files(Path(argv[0]))  # DataError naming the path and the apt-get fix
     with tracker(params, "text", {"seed": seed, "text_source": argv[0]}) as tr:
         records = read_records(files)
         manifest = write_splits(OUT, split_records(records, HELD_OUT, seed), files)

@@ -25,7 +25,11 @@ class KVCache:
 
     @property
     def length(self) -> int:
-        return 0 if self.k[0] is None else self.k[0].shape[2]
+        """Positions held (read before a forward pass: each layer extends its own entry)."""
+        return self.held(0)
+
+    def held(self, layer: int) -> int:
+        return 0 if self.k[layer] is None else self.k[layer].shape[2]
 
     def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Append this step's k, v (B, nh, T_new, hs); return all keys and values so far."""
@@ -57,7 +61,7 @@ class CausalSelfAttention(SelfAttention):
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         past = 0
         if cache is not None:
-            past = cache.length
+            past = cache.held(layer)
             k, v = cache.extend(layer, k, v)  # (B, nh, past + T, hs)
         p = self.dropout if self.training else 0.0
         if past == 0:  # queries and keys are the same positions: the usual triangle
