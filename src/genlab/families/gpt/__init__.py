@@ -65,7 +65,8 @@ def data(cfg: GPTConfig, seed: int, device: torch.device) -> TrainData:
     ids = torch.as_tensor(load_split(TEXT / cfg.dataset, "train")[0])
 
     def text_batches(step):
-        return random_windows(ids, cfg.context + 1, cfg.batch_size, generator(step)).to(device), None
+        x = random_windows(ids, cfg.context + 1, cfg.batch_size, generator(step))  # (B, T + 1)
+        return x.to(device), None
 
     return TrainData(text_batches, (cfg.context + 1,), len(ids) - cfg.context)
 
