@@ -25,17 +25,19 @@ from genlab.tracking.figures import save_grid
 
 
 @torch.no_grad()
-def encode_split(net, x: torch.Tensor, batch: int, device) -> dict[str, torch.Tensor]:
-    """Tokens (N, h, w), latents and quantised latents (N, D, h, w) and reconstructions
-    (N, C, H, W) in [-1, 1] of images x (N, C, H, W), on the CPU."""
-    out = {"tokens": [], "latents": [], "quantized": [], "recon": []}
+def encode_split(net, x: torch.Tensor, batch: int, device,
+                 recon: bool = True) -> dict[str, torch.Tensor]:
+    """Tokens (N, h, w), latents and quantised latents (N, D, h, w) and, with recon, the
+    reconstructions (N, C, H, W) in [-1, 1] of images x (N, C, H, W), on the CPU."""
+    out = {"tokens": [], "latents": [], "quantized": []} | ({"recon": []} if recon else {})
     for chunk in x.split(batch):
         z = net.encoder(chunk.to(device))  # (b, D, h, w)
         q = net.quantizer(z)
         out["tokens"].append(q.indices.int().cpu())
         out["latents"].append(z.float().cpu())
         out["quantized"].append(q.z_q.float().cpu())
-        out["recon"].append(net.decode_latent(q.z_q).float().cpu())
+        if recon:
+            out["recon"].append(net.decode_latent(q.z_q).float().cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -117,7 +119,7 @@ def evaluate(ctx: EvalContext) -> dict:
 
     # 5. The token store of both splits (train encoded here), with labels and latent stats.
     t1 = time.perf_counter()
-    train = encode_split(net, train_x, ev.batch_size, dev)
+    train = encode_split(net, train_x, ev.batch_size, dev, recon=False)
     metrics |= codebook_metrics(train["tokens"], net.codes, prefix="train_")
     train_counts = code_counts(train["tokens"], net.codes).numpy()
     pd.DataFrame({"code": np.arange(net.codes), "count": counts,
