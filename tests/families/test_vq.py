@@ -6,6 +6,7 @@ gradients, config errors, and tiny fixed-seed runs of the real training loop who
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -98,10 +99,10 @@ def test_dead_code_restart_moves_unused_codes_onto_batch_rows():
     q.train()
     rows = torch.tensor([[0.1, 0.0], [0.9, 1.0], [0.2, 0.1], [1.1, 0.9]])
     out = q(_grid(rows), generator=torch.Generator().manual_seed(0))
-    # code 2 was moved onto a row of the batch (then one EMA step towards the rows it won),
-    # the live code 3 is untouched
+    # code 2 was moved onto a row of the batch (then one EMA step towards the rows it won);
+    # the live code 3 is not restarted (only the Laplace smoothing moves it, by < 1e-3)
     assert torch.cdist(q.codebook[2][None], rows).min() < 0.05
-    assert torch.equal(q.codebook[3], codebook[3])
+    assert torch.allclose(q.codebook[3], codebook[3], atol=1e-3)
     assert (q.codebook[2] - codebook[2]).norm() > 40
     # restarted before the lookup: it may win the row it was moved to
     assert out.indices.numel() == 4
@@ -328,22 +329,31 @@ def _blobs(n: int = 64, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("raw", [
     {"quantizer": {"kind": "vq", "codes": 16, "dim": 4}},
     {"quantizer": {"kind": "fsq", "levels": [4, 4]}},
-    {"quantizer": {"kind": "vq", "codes": 16, "dim": 4}, "gan": {"weight": 0.1, "start": 30},
+    {"quantizer": {"kind": "vq", "codes": 16, "dim": 4}, "gan": {"weight": 0.1, "start": 30,
+                                                                "width": 4},
      "betas": [0.5, 0.9], "grad_clip": 0.0},
 ], ids=["vqvae", "fsq", "vqgan"])
 def test_tiny_fixed_seed_run_loss_falls(raw, tmp_path):
+    """40 steps of the real loop on rectangles: the loss falls (VQ-GAN: over its first 30
+    steps, before the discriminator's terms join it) and the reconstruction error of the
+    trained tokenizer is under half the untrained one's."""
     fam = families.get("vq")
-    cfg = load(VQConfig, {"dataset": "fashion_mnist", "model": {"widths": [8, 8, 16]},
-                          "steps": 60, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5,
-                          "log_every": 10, "ckpt_every": 60, **raw}, "vq.tiny")
+    cfg = load(VQConfig, {"dataset": "fashion_mnist", "model": {"widths": [4, 8, 8]},
+                          "steps": 40, "batch_size": 16, "lr": 3e-3, "warmup_steps": 5,
+                          "log_every": 10, "ckpt_every": 40, **raw}, "vq.tiny")
     data = _blobs()
     torch.manual_seed(0)
     built = fam.build(cfg, (1, 28, 28))
+    untrained = copy.deepcopy(built.net).eval()
     batches = lambda step: (data[(step * 16) % 64:(step * 16) % 64 + 16], None)  # noqa: E731
     result = train(built.net, built.objective, batches, cfg,
                    RunSpec(seed=0, device=torch.device("cpu"), ckpt_path=Path(tmp_path / "c.pt"),
                            config_hash="t", bf16=False, progress=False),
                    param_groups=built.param_groups)
-    losses = [r["loss"] for r in result.history]
+    losses = [r["loss"] for r in result.history]  # rows at steps 10, 20, 30, 40
     assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.6 * losses[0], losses
+    assert losses[2] < 0.7 * losses[0], losses
+    with torch.no_grad():
+        before = (untrained(data) - data).square().mean()
+        after = (result.net.eval()(data) - data).square().mean()
+    assert after < 0.5 * before, (before, after)

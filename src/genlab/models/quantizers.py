@@ -68,9 +68,9 @@ class VectorQuantizer(nn.Module):
         e_i = m_i / N~_i,   N~_i = (N_i + eps) / (N + K eps) * N   (Laplace smoothing, N = sum N_i)
     Dead-code restart (Jukebox, Dhariwal et al. 2020, Sec. 2.2): before each training lookup, a
     code whose EMA count N_i is below `restart_below` is moved onto a random row of the batch
-    (its count set to that threshold, so unless the batches use it, it is restarted again). The EMA counts are
-    kept in both modes. The first training batch also initialises the codebook: random rows of
-    that batch (data-dependent initialisation, so no code starts far from the data).
+    (its count set to that threshold, so unless the batches use it, it is restarted again).
+    The EMA counts are kept in both modes. The first training batch also initialises the
+    codebook on random rows of that batch (data-dependent: no code starts far from the data).
     """
 
     def __init__(self,
@@ -113,7 +113,7 @@ class VectorQuantizer(nn.Module):
         return F.normalize(u, dim=1) if self.l2 else u
 
     def nearest(self, rows: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest code of each row (N, d) -> (N,): argmin ||u||^2 - 2 u.e + ||e||^2."""
+        """Nearest code of each row: (N, d) -> (N,), argmin ||u||^2 - 2 u.e + ||e||^2."""
         e = self.normed_codebook()
         dist = e.square().sum(1)[None, :] - 2 * rows @ e.t()  # (N, K); ||u||^2 is constant
         return dist.argmin(1)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from genlab.errors import CheckpointError
 from genlab.models.quantizers import QUANTIZERS, QuantOut
 from genlab.nn.blocks import Downsample, ResBlock, Upsample, group_norm
 from genlab.training.checkpoint import load_checkpoint, load_weights
@@ -210,7 +211,9 @@ def load_tokenizer(path: Path | str, device: torch.device | str = "cpu") -> Toke
     """The trained tokenizer of models/<name>.pt (written by the train stage of family vq):
     its EMA weights, on `device`, in eval mode, no gradients."""
     state = load_checkpoint(Path(path), map_location=device)
-    assert state.get("family") == "vq", f"{path} holds family {state.get('family')!r}, not vq"
+    if state.get("family") != "vq" or "arch" not in state:
+        raise CheckpointError(f"{path} holds family {state.get('family')!r}, not a vq "
+                              "tokenizer; rerun: dvc repro pretrain-vq")
     net = Tokenizer(**state["arch"])
     load_weights(net, state["ema"], Path(path))
     return net.to(device).eval().requires_grad_(False)

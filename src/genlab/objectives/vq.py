@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from genlab.objectives.gan import frozen_call, hinge_d, hinge_g
 
