@@ -18,14 +18,19 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# Fashion-MNIST from Debian's dataset-fashion-mnist when we can install it (root on Debian);
-# otherwise the fetch stage falls back to torchvision's download.
+# Fashion-MNIST from Debian's dataset-fashion-mnist and the text corpus from Debian's fortunes
+# when we can install them (root on Debian); otherwise the fetch stage falls back to
+# torchvision's download, and the text stage says what to install.
+FORTUNES_DIR := /usr/share/games/fortunes
 data-source:
-	@if [ ! -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	@pkgs=""; \
+	[ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] || pkgs="$$pkgs dataset-fashion-mnist"; \
+	[ -d $(FORTUNES_DIR) ] || pkgs="$$pkgs fortunes"; \
+	if [ -n "$$pkgs" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing dataset-fashion-mnist with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
-	  else echo "note: $(FMNIST_DIR) missing; the fetch stage will try torchvision's download"; fi; \
+	    echo "installing$$pkgs with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	  else echo "note: missing$$pkgs (fetch tries torchvision's download; text needs fortunes)"; fi; \
 	fi
 
 repro: setup

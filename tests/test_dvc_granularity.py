@@ -89,19 +89,29 @@ def _models(family: str) -> list[str]:
     return list(yaml.safe_load((ROOT / "params.yaml").read_text())[family])
 
 
-@pytest.mark.parametrize("path,family", [
-    ("src/genlab/models/ae.py", "autoencoder"),
-    ("src/genlab/families/autoencoder/config.py", "autoencoder"),
-    ("src/genlab/models/unet.py", "diffusion"),
-    ("src/genlab/samplers/edm.py", "diffusion"),
+def _stages_of(family: str) -> set[str]:
+    from genlab.families import get
+
+    verb = "pretrain" if get(family).role == "pretrain" else "train"
+    return {f"{s}@{m}" for s in (f"{verb}-{family}", f"evaluate-{family}")
+            for m in _models(family)}
+
+
+# (file, the families whose stages run it): latent diffusion is built on the diffusion
+# family's U-Net and EDM sampler (tests/test_stage_deps.py BUILDS_ON) and decodes with the vq
+# tokenizer.
+@pytest.mark.parametrize("path,families", [
+    ("src/genlab/models/ae.py", ("autoencoder",)),
+    ("src/genlab/families/autoencoder/config.py", ("autoencoder",)),
+    ("src/genlab/models/unet.py", ("diffusion", "latent")),
+    ("src/genlab/samplers/edm.py", ("diffusion", "latent")),
+    ("src/genlab/models/gpt.py", ("gpt",)),
+    ("src/genlab/models/vqvae.py", ("vq", "latent")),  # latent loads the tokenizer with it
 ])
-def test_touching_a_family_file_reruns_that_family_and_the_report(ws, path, family):
+def test_touching_a_family_file_reruns_that_family_and_the_report(ws, path, families):
     assert code_changed(ws) == set()
     changed = changed_after_editing(ws, path)
-    verb = "pretrain" if family == "autoencoder" else "train"
-    models = _models(family)
-    assert changed == {f"{s}@{m}" for s in (f"{verb}-{family}", f"evaluate-{family}")
-                       for m in models}
+    assert changed == set().union(*(_stages_of(f) for f in families))
     assert downstream(ws, changed) == {"report"}
 
 
