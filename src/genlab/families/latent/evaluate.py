@@ -33,7 +33,7 @@ def evaluate(ctx: EvalContext) -> dict:
     labels = (torch.arange(n) % N_CLASSES) if cfg.conditional else None
     latent_shape = _latent_shape(ctx.net)
     metrics = {"nfe": nfe(cfg.method), "n_samples": n, "latent_scale": float(ctx.net.scale),
-               "latent_shape": "x".join(map(str, latent_shape))}
+               "latent_channels": latent_shape[0], "latent_side": latent_shape[1]}
     rows, kept = [], None
     for i, w in enumerate(cfg.guidance if cfg.conditional else (None,)):
         suffix = "" if i == 0 else f"_w{w:g}"
