@@ -201,6 +201,71 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+class Outputs:
+    """A stage's outputs, published together: each is written under a temp name beside its
+    target (`stage(path)` for a file or folder the caller fills; `json`, `csv`, `model`), and
+    only when the block ends without an error are they renamed into place, so a failure on the
+    way (disk full, a bad value, an exception in a family's code) leaves the previous complete
+    set, never new figures beside old metrics. Temp names are those remove_orphans deletes,
+    and the targets' orphans of a killed run are deleted on entry."""
+
+    def __init__(self, *targets: Path):
+        from genlab.training.checkpoint import remove_orphans
+
+        for target in targets:
+            remove_orphans(Path(target))
+        self._staged: list[tuple[Path, Path]] = []  # (temp, target) in publication order
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def stage(self, path: Path, folder: bool = False) -> Path:
+        """The temp path to write instead of `path` (an empty folder when `folder`)."""
+        from genlab.training.checkpoint import temp_path
+
+        tmp = temp_path(Path(path))
+        tmp.unlink()  # the name is reserved; a file the stage never writes is not published
+        if folder:
+            tmp.mkdir()
+        self._staged.append((tmp, Path(path)))
+        return tmp
+
+    def json(self, path: Path, data: dict | list) -> None:
+        self.stage(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def csv(self, path: Path, rows: list[dict]) -> None:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(self.stage(path), index=False)
+
+    def model(self, path: Path, obj: dict) -> None:
+        from genlab.training.checkpoint import write_checkpoint
+
+        write_checkpoint(obj, self.stage(path))
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        import shutil
+
+        if exc_type is not None:  # nothing published; the previous outputs stay
+            for tmp, _ in self._staged:
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
+            return False
+        for tmp, target in self._staged:
+            if tmp.is_dir():  # a folder cannot be renamed over a non-empty one: swap
+                old = target.parent / f".{target.name}.old.tmp"
+                shutil.rmtree(old, ignore_errors=True)
+                if target.exists():
+                    os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            elif tmp.exists():  # a staged file the stage never wrote is not published
+                os.replace(tmp, target)
+        return False
+
+
 def main(fn) -> None:
     """Run a stage's main, turning config / data / checkpoint errors into one clear line."""
     from genlab.errors import CheckpointError, DataError, OutputError, TrainingError

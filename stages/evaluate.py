@@ -18,12 +18,12 @@ from genlab.tracking.figures import save_loss_curve
 from genlab.training.checkpoint import load_checkpoint, load_weights
 from stages._common import (
     PROCESSED,
+    Outputs,
     evaluate_section,
     main,
     model_section,
     runtime,
     tracker,
-    write_json,
 )
 
 EVALUATOR = Path("models/evaluator.pt")
@@ -68,30 +68,46 @@ def run(argv: list[str]) -> None:
         # 2. The family's metrics, figures, sweep table and samples.
         net = speed_up(family, load_model(family, name, cfg, device, nhwc), rt, device, nhwc)
         figures, sweep = Path(f"figures/{name}"), Path(f"metrics/sweeps/{name}.csv")
-        for folder in (figures, sweep.parent, Path("data/samples")):
-            folder.mkdir(parents=True, exist_ok=True)
-        ctx = families.EvalContext(
-            name=name, cfg=cfg, net=net, settings=ev, seed=seed, device=device, bf16=rt.bf16,
-            arrays=lambda key: load_array(PROCESSED, key), evaluator=EVALUATOR,
-            figures=figures, samples=Path(f"data/samples/{name}.npz"), sweep=sweep)
-        metrics = evaluate(ctx)
+        samples, out = Path(f"data/samples/{name}.npz"), Path(f"metrics/eval/{name}.json")
+        # All of a model's outputs are written under temp names and published together at
+        # the end: a failure half-way leaves the previous complete set (stages/_common.Outputs).
+        with Outputs(figures, sweep, samples, out) as outputs:
+            ctx = families.EvalContext(
+                name=name, cfg=cfg, net=net, settings=ev, seed=seed, device=device,
+                bf16=rt.bf16, arrays=lambda key: load_array(PROCESSED, key),
+                evaluator=EVALUATOR, figures=outputs.stage(figures, folder=True),
+                samples=outputs.stage(samples), sweep=outputs.stage(sweep))
+            metrics = evaluate(ctx)
 
-        # 3. The training run's summary and loss curve beside them.
-        history = json.loads(Path(f"metrics/train/{name}.json").read_text())
-        metrics |= {"final_train_loss": history["final_loss"],
-                    "train_seconds": history["train_seconds"]}
-        rows = pd.read_csv(f"metrics/loss/{name}.csv").to_dict("records")
-        save_loss_curve(rows, figures / "loss.png", f"{name}: training loss")
+            # 3. The training run's summary and loss curve beside them.
+            history = json.loads(Path(f"metrics/train/{name}.json").read_text())
+            metrics |= {"final_train_loss": history["final_loss"],
+                        "train_seconds": history["train_seconds"]}
+            rows = pd.read_csv(f"metrics/loss/{name}.csv").to_dict("records")
+            save_loss_curve(rows, ctx.figures / "loss.png", f"{name}: training loss")
+            metrics = _numeric(metrics, stage)
+            outputs.json(out, metrics)
 
-        # 4. Outputs.
-        metrics = {k: float(v) for k, v in metrics.items() if v is not None}
-        out = Path(f"metrics/eval/{name}.json")
-        write_json(out, metrics)
+        # 4. Tracking, once the outputs are in place.
         tr.log_metrics(metrics)
         for png in sorted(figures.glob("*.png")):
             tr.log_artifact(png, "figures")
         tr.tag_outputs([out, figures])
         print(f"{stage}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+
+
+def _numeric(metrics: dict, stage: str) -> dict[str, float]:
+    """The metrics as floats (None dropped); a value that is not a number is a family's bug,
+    named here: metrics/eval holds numbers only."""
+    out = {}
+    for k, v in metrics.items():
+        if v is None:
+            continue
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            raise TypeError(f"{stage}: metric {k!r} is {v!r}, not a number") from None
+    return out
 
 
 if __name__ == "__main__":

@@ -15,18 +15,16 @@ from genlab.config import IMAGE_SETS, ConfigError, is_toy
 from genlab.data.batches import image_batches, point_batches
 from genlab.data.processed import load_array
 from genlab.errors import DataError, TrainingError
-from genlab.training.checkpoint import remove_orphans, save_atomic
 from genlab.training.loop import RunSpec, train
 from stages._common import (
     PROCESSED,
+    Outputs,
     check_writable,
     config_hash,
     main,
     model_section,
     runtime,
     tracker,
-    write_csv,
-    write_json,
 )
 from stages._deps import code_fingerprint, stage_modules
 
@@ -103,18 +101,19 @@ def run(argv: list[str]) -> None:
                                     f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); "
                                     "nothing published")
         out = Path(f"models/{name}.pt")
-        remove_orphans(out)
-        save_atomic({"family": family.name, "config": dataclasses.asdict(cfg),
-                     "arch": built.arch, "model": built.net.state_dict(),
-                     "ema": result.ema.shadow.state_dict()}, out)
-        write_csv(Path(f"metrics/loss/{name}.csv"), result.history)
+        losses, summary_path = Path(f"metrics/loss/{name}.csv"), Path(f"metrics/train/{name}.json")
         summary = {"final_loss": result.history[-1]["loss"], "steps": result.steps_done,
                    "resumed_from_step": result.resumed_from,
                    "train_seconds": round(result.train_seconds, 1),
                    "warmup_seconds": round(result.warmup_seconds, 1),
                    "skipped_steps": result.bad_steps,
                    "examples_seen": result.steps_done * cfg.batch_size}
-        write_json(Path(f"metrics/train/{name}.json"), summary)
+        with Outputs(out, losses, summary_path) as outputs:  # all three or none
+            outputs.model(out, {"family": family.name, "config": dataclasses.asdict(cfg),
+                                "arch": built.arch, "model": built.net.state_dict(),
+                                "ema": result.ema.shadow.state_dict()})
+            outputs.csv(losses, result.history)
+            outputs.json(summary_path, summary)
         tr.log_metrics({k: float(v) for k, v in summary.items()})
         tr.tag_outputs([out])
         print(f"{stage}: final loss {summary['final_loss']:.5f}", file=sys.stderr)

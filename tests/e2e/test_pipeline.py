@@ -23,7 +23,7 @@ def _verb(family: str) -> str:
 _TINY = yaml.safe_load(TINY.read_text())
 FAMILY_MODELS = {f: tuple(_TINY[f]) for f in families.available()}  # as params.yaml
 MODELS = tuple(m for models in FAMILY_MODELS.values() for m in models)
-STAGES = ["fetch", "preprocess", "evaluator", "concepts", "scratch", "report"] + [
+STAGES = ["fetch", "preprocess", "text", "evaluator", "concepts", "scratch", "report"] + [
     f"{stage}@{m}" for family, models in FAMILY_MODELS.items()
     for stage in (f"{_verb(family)}-{family}", f"evaluate-{family}") for m in models]
 

@@ -45,32 +45,53 @@ def checksum(obj: dict) -> str:
     return h.hexdigest()
 
 
+def write_checkpoint(obj: Any, path: Path) -> None:
+    """torch.save `obj` to `path` and fsync it; a dict gets its checksum (CHECKSUM) for
+    load_checkpoint to verify. Not atomic by itself: write a temp path, then rename it."""
+    if isinstance(obj, dict):
+        obj = {**obj, CHECKSUM: checksum(obj)}
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def temp_path(path: Path) -> Path:
+    """A fresh temp name beside `path`, `.<name>.<random>.tmp<suffix>` (what remove_orphans
+    deletes); it keeps the suffix for writers that add one (np.savez)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                               suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    return Path(tmp)
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """Write `obj` with torch.save so that `path` is either the old file or the new one; a dict
     gets its checksum (CHECKSUM) for load_checkpoint to verify."""
-    path = Path(path)
-    if isinstance(obj, dict):
-        obj = {**obj, CHECKSUM: checksum(obj)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        write_checkpoint(obj, tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def remove_orphans(path: Path) -> list[Path]:
-    """Delete the temp files a killed save_atomic(…, path) left beside `path`; return them.
-    Call it before a process starts writing `path` (one writer per path)."""
+    """Delete the temp files (or folders) a killed writer of `path` left beside it (see
+    temp_path); return them. Call it before a process starts writing `path` (one writer per
+    path)."""
+    import shutil
+
     path = Path(path)
-    orphans = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    orphans = sorted(path.parent.glob(f".{path.name}.*.tmp*")) if path.parent.is_dir() else []
     for tmp in orphans:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
     return orphans
 
 
