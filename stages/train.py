@@ -58,18 +58,22 @@ def run(argv: list[str]) -> None:
 
     with tracker(params, stage, logged) as tr:
         # 2. Data and model.
+        def check_batch(examples: int) -> None:
+            if cfg.batch_size > examples:
+                raise ConfigError(f"{family.name}.{name}.batch_size: {cfg.batch_size} is "
+                                  f"larger than the training data ({examples:,} examples)")
+
         if family.data is not None:  # the family's own data (token streams, latents)
             own = family.data(cfg, seed, device)
             batches, shape, examples = own.batches, own.shape, own.examples
+            check_batch(examples)
         else:
             data, labels, shape = training_data(cfg.dataset)
+            examples = len(data)
+            check_batch(examples)
             labels = labels if getattr(cfg, "conditional", False) else None
             batches = (image_batches(data, labels, cfg.batch_size, seed, device)
                        if len(shape) == 3 else point_batches(data, cfg.batch_size, seed, device))
-            examples = len(data)
-        if cfg.batch_size > examples:
-            raise ConfigError(f"{family.name}.{name}.batch_size: {cfg.batch_size} is larger "
-                              f"than the training data ({examples:,} examples)")
         nhwc = rt.use("channels_last", device.type) and len(shape) == 3
         torch.manual_seed(seed)
         built = family.build(cfg, shape, nhwc)
