@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import torch
 
@@ -62,16 +63,18 @@ def torchrun_argv(rt: RuntimeConfig, module: str, args: list[str], run_id: str) 
     return cmd + ["-m", module, *args]
 
 
-def run_id(environ: Mapping[str, str] = os.environ) -> str:
-    """The rendezvous id every machine computes alike: the DVC experiment and stage."""
-    key = f"{environ.get('DVC_EXP_NAME', '')}/{environ.get('DVC_STAGE', '')}/{os.getcwd()}"
+def run_id(module: str, args: list[str], params_text: str) -> str:
+    """The rendezvous id every machine computes alike: the stage and its params.yaml."""
+    key = "\0".join([module, *args, params_text])
     return "genlab-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def relaunch(rt: RuntimeConfig, module: str, args: list[str]) -> int:
     """Run the stage under torchrun and return its exit status (non-zero if any worker
     failed: torchrun then stops the others)."""
-    cmd = torchrun_argv(rt, module, args, run_id())
+    params = Path("params.yaml")
+    cmd = torchrun_argv(rt, module, args,
+                        run_id(module, args, params.read_text() if params.exists() else ""))
     print(f"{module}: {world_size(rt)} processes: {' '.join(cmd[1:])}", flush=True)
     env = dict(os.environ)
     if rt.num_threads:  # torchrun would set OMP_NUM_THREADS=1 when it is unset

@@ -76,7 +76,7 @@ def train_model(family, name, params, cfg, rt, device, seed, dist) -> None:
     logged = {f"{family.name}.{name}": dataclasses.asdict(cfg), "seed": seed,
               "profile": params.get("profile", "cpu")}
 
-    with tracker(params, stage, logged, active=main_rank) as tr:
+    with tracker(params, stage, logged, active=main_rank, system_metrics=True) as tr:
         # 2. Data and model.
         if family.data is not None:  # the family's own data (token streams, latents)
             own = family.data(cfg, seed, device)

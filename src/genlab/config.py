@@ -306,6 +306,9 @@ class TrackingConfig:
                         "later and spools what the store does not take)", check=non_negative)
     budget_s: float = knob(8.0, doc="seconds a stage may spend in failed tracking calls in all; "
                            "after that it spools until the end", check=non_negative)
+    system_metrics_s: float = knob(10.0, doc="MLflow system metrics (CPU, memory; GPU with "
+                                   "nvidia-ml-py) every N seconds of a train stage; 0 = off",
+                                   check=non_negative)
 
 
 @dataclass(frozen=True)

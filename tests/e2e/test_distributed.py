@@ -133,7 +133,8 @@ def _dvc_workspace(tmp_path, prepared_data, migrated_db, changes):
 
 
 def test_a_two_process_stage_inside_dvc_repro(tmp_path, prepared_data, migrated_db):
-    changes = {**DDP, "tracking.enabled": True, "diffusion.edm_toy.steps": 40}
+    changes = {**DDP, "tracking.enabled": True, "diffusion.edm_toy.steps": 40,
+               "tracking.system_metrics_s": 1.0}
     ws, env, uri = _dvc_workspace(tmp_path, prepared_data, migrated_db, changes)
     out = run(["dvc", "repro", "train-diffusion@edm_toy"], ws, env).stdout
     assert "--nproc-per-node 2 --standalone -m stages.train diffusion edm_toy" in out
@@ -145,6 +146,7 @@ def test_a_two_process_stage_inside_dvc_repro(tmp_path, prepared_data, migrated_
     assert len(stage_runs) == 1  # rank 0 only
     assert stage_runs[0].data.metrics["steps"] == 40
     assert "train_loss" in stage_runs[0].data.metrics
+    assert "system/cpu_utilization_percentage" in stage_runs[0].data.metrics
 
 
 def test_queued_experiments_two_at_a_time_each_under_its_parent_run(

@@ -100,8 +100,9 @@ def main() -> None:
     ap.add_argument("cases", nargs="+")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)  # torch threads per process
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     dist = None
     if "LOCAL_RANK" in os.environ:  # launched by torchrun
         dist = distributed.init(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),

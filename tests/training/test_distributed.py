@@ -47,6 +47,8 @@ def test_torchrun_command_from_params():
     assert cmd[3:] == ["--nproc-per-node", "4", "--nnodes", "2", "--rdzv-backend", "c10d",
                        "--rdzv-endpoint", "node0:29400", "--rdzv-id", "genlab-x",
                        "-m", "stages.train", "gpt", "g"]
+    assert launch.run_id("m", ["a"], "p: 1") == launch.run_id("m", ["a"], "p: 1") != \
+        launch.run_id("m", ["a"], "p: 2")
     launch.check(multi, 64, "gpt.g.batch_size")
     with pytest.raises(ConfigError, match="runtime.rdzv_endpoint"):
         launch.check(RuntimeConfig(nodes=2), 64, "gpt.g.batch_size")
