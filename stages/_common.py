@@ -160,13 +160,18 @@ def tracking_target(params: dict, default_stage: str) -> TrackingTarget | None:
                           stage_run=os.environ.get("DVC_STAGE") or default_stage)
 
 
-def tracker(params: dict, default_stage: str, logged: dict) -> StageTracker:
-    """A StageTracker for this stage, logging the flattened `logged` params."""
+def tracker(params: dict, default_stage: str, logged: dict, active: bool = True,
+            system_metrics: bool = False) -> StageTracker:
+    """A StageTracker for this stage, logging the flattened `logged` params (and MLflow's
+    system metrics when asked: the training stages); a no-op one when not `active` (a DDP rank
+    other than 0)."""
     from genlab.config import flatten
 
     cfg = load(TrackingConfig, params.get("tracking", {}), "tracking")
-    return StageTracker(tracking_target(params, default_stage), flatten(logged),
-                        timeout_s=cfg.timeout_s, retries=cfg.retries, budget_s=cfg.budget_s)
+    target = tracking_target(params, default_stage) if active else None
+    return StageTracker(target, flatten(logged),
+                        timeout_s=cfg.timeout_s, retries=cfg.retries, budget_s=cfg.budget_s,
+                        system_metrics_s=cfg.system_metrics_s if system_metrics else 0.0)
 
 
 def check_writable(*folders: Path) -> None:

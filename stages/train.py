@@ -1,6 +1,8 @@
 """Stage train-<family>@<name>: train model <name> of a family's params section with the
 generic loop (resumable from checkpoints/<name>/last.pt); write models/<name>.pt, its loss CSV
-and a training summary. `python -m stages.train <family> <name>`."""
+and a training summary. `python -m stages.train <family> <name>`; with runtime.processes > 1
+it runs itself under torchrun and trains with DDP (stages/launch.py), rank 0 writing every
+output."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from genlab.data.batches import image_batches, point_batches
 from genlab.data.processed import load_array
 from genlab.errors import DataError, TrainingError
 from genlab.training.loop import RunSpec, train
+from stages import launch
 from stages._common import (
     PROCESSED,
     Outputs,
@@ -42,9 +45,24 @@ def training_data(dataset: str):
 
 
 def run(argv: list[str]) -> None:
-    # 1. Params, validated before any data is read.
+    # 1. Params, validated before any data is read or any process started.
     family, name, params, cfg = model_section(argv, "train")
     rt, device, seed = runtime(params)
+    launch.check(rt, cfg.batch_size, f"{family.name}.{name}.batch_size")
+    if launch.wanted(rt):  # several processes: this one only waits on torchrun
+        code = launch.relaunch(rt, "stages.train", argv)
+        if code:
+            raise TrainingError(f"train-{family.name}@{name}: torchrun exited with status "
+                                f"{code} (a worker failed; its error is above); the last "
+                                "good checkpoint is kept, a rerun resumes from it")
+        return
+    with launch.process_group(device) as (dist, device):
+        train_model(family, name, params, cfg, rt, device, seed, dist)
+
+
+def train_model(family, name, params, cfg, rt, device, seed, dist) -> None:
+    """The stage's work in one process (one DDP rank when dist is set)."""
+    main_rank = dist is None or dist.is_main
     check_writable(Path("models"), Path("checkpoints") / name, Path("metrics/loss"),
                    Path("metrics/train"))
     dataset = getattr(cfg, "dataset", None)
@@ -56,7 +74,7 @@ def run(argv: list[str]) -> None:
     logged = {f"{family.name}.{name}": dataclasses.asdict(cfg), "seed": seed,
               "profile": params.get("profile", "cpu")}
 
-    with tracker(params, stage, logged) as tr:
+    with tracker(params, stage, logged, active=main_rank, system_metrics=True) as tr:
         # 2. Data and model.
         def check_batch(examples: int) -> None:
             if cfg.batch_size > examples:
@@ -77,8 +95,10 @@ def run(argv: list[str]) -> None:
         nhwc = rt.use("channels_last", device.type) and len(shape) == 3
         torch.manual_seed(seed)
         built = family.build(cfg, shape, nhwc)
-        print(f"{stage}: {sum(p.numel() for p in built.net.parameters()):,} parameters, "
-              f"{examples:,} examples, device {device}")
+        if main_rank:
+            print(f"{stage}: {sum(p.numel() for p in built.net.parameters()):,} parameters, "
+                  f"{examples:,} examples, device {device}"
+                  f"{f', {dist.world} DDP processes' if dist else ''}")
 
         # 3. Train (resumes from the last checkpoint of the same config and code).
         def on_log(row):
@@ -91,9 +111,11 @@ def run(argv: list[str]) -> None:
         result = train(built.net, built.objective, batches, cfg, RunSpec(
             seed=seed, device=device, ckpt_path=Path(f"checkpoints/{name}/last.pt"),
             config_hash=config_hash(dataclasses.asdict(cfg), seed, code), bf16=rt.bf16,
-            progress=rt.progress, desc=stage, on_log=on_log,
+            progress=rt.progress and main_rank, desc=stage, on_log=on_log,
             on_checkpoint=lambda s: tr.flush(), compile=rt.use("compile", device.type),
-            channels_last=nhwc), param_groups=built.param_groups)
+            channels_last=nhwc, dist=dist), param_groups=built.param_groups)
+        if not main_rank:  # rank 0 publishes; the others hold the same weights
+            return
 
         # 4. Outputs: weights (raw + EMA), loss CSV, a training summary; never non-finite
         #    weights (the previous models/<name>.pt, if any, stays).

@@ -283,6 +283,12 @@ class RuntimeConfig:
     keep_freed_memory: bool = knob(False, doc="glibc malloc reuses freed blocks up to 32 MiB "
                                    "instead of unmapping them (CPU: about 2x faster sampling; "
                                    "values unchanged)")
+    processes: int = knob(1, doc="training processes per machine (DDP under torchrun; one a "
+                          "GPU); 1 = no torchrun, no process group", check=positive)
+    nodes: int = knob(1, doc="machines in a multi-node DDP run (each runs the stage)",
+                      check=positive)
+    rdzv_endpoint: str = knob("", doc="host:port of torchrun's rendezvous, needed when nodes "
+                              "> 1 (the same on every machine)")
 
     def use(self, knob_name: str, device_type: str) -> bool:
         """Whether an auto/on/off knob is active on this device type."""
@@ -300,6 +306,9 @@ class TrackingConfig:
                         "later and spools what the store does not take)", check=non_negative)
     budget_s: float = knob(8.0, doc="seconds a stage may spend in failed tracking calls in all; "
                            "after that it spools until the end", check=non_negative)
+    system_metrics_s: float = knob(10.0, doc="MLflow system metrics (CPU, memory; GPU with "
+                                   "nvidia-ml-py) every N seconds of a train stage; 0 = off",
+                                   check=non_negative)
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,10 @@ class StageTracker:
                  timeout_s: int | None = None,  # per HTTP request; None: env, else TIMEOUT_S
                  retries: int | None = None,  # MLflow's own retries; None: env, else RETRIES
                  budget_s: float | None = None,  # None: GENLAB_TRACKING_BUDGET_S, else BUDGET_S
-                 spool_dir: Path | None = None):  # None: spool_dir_for(target)
+                 spool_dir: Path | None = None,  # None: spool_dir_for(target)
+                 system_metrics_s: float = 0.0):  # MLflow system metrics every N s (0: off)
         self.target, self.params = target, params or {}
+        self.system_metrics_s, self._monitor = system_metrics_s, None
         self._http = (timeout_s, retries)
         self.enabled = target is not None  # tracking configured (stays so through outages)
         self.online = False  # the run exists in the store and the last call reached it
@@ -115,6 +117,7 @@ class StageTracker:
         if not self.enabled:
             return
         self._release_sigterm()
+        self._stop_system_metrics()
         self.flush()
         killed = exc_type is not None and issubclass(exc_type, StageKilled | KeyboardInterrupt)
         status = "FINISHED" if exc_type is None else "KILLED" if killed else "FAILED"
@@ -127,6 +130,20 @@ class StageTracker:
             self.spool.close(remove=False)
         if exc_type is not None and issubclass(exc_type, StageKilled):
             os.kill(os.getpid(), exc.args[0])  # die of the signal, as without the handler
+
+    def _start_system_metrics(self) -> None:
+        if self.system_metrics_s > 0 and self._monitor is None:
+            try:
+                self._monitor = _system_metrics_monitor(self.run_id, self.target.uri,
+                                                        self.system_metrics_s)
+            except Exception as e:  # the run goes on without them
+                warnings.warn(f"MLflow system metrics are off: {e}", stacklevel=2)
+
+    def _stop_system_metrics(self) -> None:
+        if self._monitor is not None:
+            with contextlib.suppress(Exception):
+                self._monitor.finish()
+            self._monitor = None
 
     def _start(self) -> None:
         from mlflow.tracking import MlflowClient
@@ -141,6 +158,7 @@ class StageTracker:
         self.run_id = run.info.run_id
         self.client.update_run(self.parent_id, status="RUNNING")
         self.online = True
+        self._start_system_metrics()
         t0 = time.monotonic()
         try:  # what earlier stages left behind: spools to replay, runs of dead processes
             replay_spools(self.spool_dir, t.uri, self.client, stop=True)
@@ -344,6 +362,19 @@ def close_parent(client, parent_id: str) -> None:
     status = next(s for s in ("FAILED", "KILLED", "FINISHED") if s in statuses)
     end = max(info.end_time or 0 for info in latest.values()) or None
     client.set_terminated(parent_id, status=status, end_time=end)
+
+
+def _system_metrics_monitor(run_id: str, uri: str, interval_s: float):
+    """MLflow's system metrics thread for a run (CPU, memory, disk, network; GPU utilisation
+    and memory when nvidia-ml-py is installed), or None where psutil is missing."""
+    try:
+        import psutil  # noqa: F401  (MLflow's CPU monitor needs it)
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    except ImportError:
+        return None
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, tracking_uri=uri)
+    monitor.start()
+    return monitor
 
 
 def process_tags() -> dict[str, str]:

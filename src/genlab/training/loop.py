@@ -24,6 +24,7 @@ from genlab.training.checkpoint import (
     save_atomic,
 )
 from genlab.training.device import autocast, step_generator
+from genlab.training.distributed import Dist, no_sync, wrap
 from genlab.training.ema import ModelEMA
 
 # inductor settings for the compiled training step (torch.compile's options; the forward and
@@ -137,6 +138,8 @@ class RunSpec:
     on_checkpoint: Callable[[int], None] | None = None  # called after each checkpoint write
     compile: bool = False  # torch.compile the network (in place: state_dict keys unchanged)
     channels_last: bool = False  # NHWC layout for the network and 4-D batches
+    # DDP: this process's rank; None = one process, no process group (training/distributed.py)
+    dist: Dist | None = None
 
 
 def train(
@@ -154,6 +157,8 @@ def train(
     clock = {"before": 0.0, "t0": time.perf_counter()}  # training seconds of earlier parts
 
     def elapsed() -> float:
+        if "agreed" in clock:  # DDP: the clock all ranks agreed on this step
+            return clock["agreed"]
         return clock["before"] + time.perf_counter() - clock["t0"]
 
     def time_fraction() -> float:
@@ -165,9 +170,13 @@ def train(
     result = TrainResult(net=net, ema=ema)
     if run.compile:
         compile_for_training(net)
+    dist = run.dist
+    model = wrap(net, objective, dist) if dist else None  # DDP: net + objective, all ranks
+    main = dist is None or dist.is_main
 
-    # 2. Resume from the last checkpoint of the same config, if any.
-    start = _resume(run, net, ema, opt, sched, result)
+    # 2. Resume from the last checkpoint of the same config, if any: rank 0 first (it alone
+    #    tidies orphans and sets a stale checkpoint aside), then the others read the same file.
+    start = _resume_all(run, net, ema, opt, sched, result)
     result.resumed_from = start
     clock["before"] = result.train_seconds
 
@@ -189,19 +198,36 @@ def train(
     bad_run = 0  # consecutive skipped (non-finite) steps
     for step in bar:
         x, cond = batches(step)
+        if dist:  # every rank draws the global batch, keeps its shard (own dropout masks)
+            x, cond = dist.shard(x), dist.shard(cond)
+            dist.seed_step(run.seed, step)
         if run.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         if hasattr(objective, "set_step"):
             objective.set_step(step)
         with autocast(run.device, run.bf16):
-            loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
+            if dist:  # DDP's forward runs the objective; backward averages the gradients
+                loss = model(x, cond, dist.generator(run.seed, step, run.device)).mean()
+            else:
+                loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # TODO(accumulate): micro-batches but the last go under no_sync(model, sync=False).
+        with no_sync(model, sync=True):
+            loss.backward()
         # A non-finite loss or gradient skips the step (one host sync a step): optimiser,
-        # schedule and EMA stay as they were; max_bad_steps in a row end the run.
+        # schedule and EMA stay as they were; max_bad_steps in a row end the run. Under DDP the
+        # gradients (so the norm) are the same on every rank; the loss is agreed on too.
         norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip or float("inf"))
-        if bool(torch.isfinite(loss.detach()) & torch.isfinite(norm)):
+        finite = torch.isfinite(loss.detach()) & torch.isfinite(norm)
+        if dist:
+            clock.pop("agreed", None)
+            ok, clock["agreed"] = dist.agree(finite, elapsed())
+        else:
+            ok = bool(finite)
+        if ok:
             bad_run = 0
+            if dist and step == start:  # a data-dependent init saw only each rank's shard
+                dist.broadcast_state(net)
             opt.step()
             sched.step()
             ema.update(net, beta=ema.beta_at((step + 1) * cfg.batch_size))
@@ -227,6 +253,8 @@ def train(
             result.warmup_seconds = time.perf_counter() - t0
             clock["t0"] = t_log = time.perf_counter()
             timed = 0
+            if dist:
+                clock["agreed"] = clock["before"]
 
         # 4. Log every log_every steps (one host sync per row), checkpoint every ckpt_every;
         #    a spent time budget ends the run like the last step does.
@@ -236,26 +264,30 @@ def train(
         last = done == cfg.steps or out_of_time
         if done % cfg.log_every == 0 or last:
             dt = time.perf_counter() - t_log
+            if dist:  # the loss over the global batch (ranks skip the same steps)
+                loss_sum = dist.mean(loss_sum)
             row = {
                 "step": done,
                 "loss": float(loss_sum) / seen if seen else float("nan"),  # nan: all skipped
                 "lr": opt.param_groups[0]["lr"],
                 # nan when the row holds only the warm-up step
-                "examples_per_s": timed * len(x) / dt if timed else float("nan"),
+                "examples_per_s": (timed * len(x) * (dist.world if dist else 1) / dt
+                                   if timed else float("nan")),
                 "seconds": round(now, 2),
             }
             result.history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_s']:.0f}")
-            if run.on_log:
+            if run.on_log and main:
                 run.on_log(row)
             loss_sum.zero_()
             seen = timed = 0
             t_log = time.perf_counter()
         if done % cfg.ckpt_every == 0 or last:
             result.train_seconds = now
-            _save(run, net, ema, opt, sched, result, done)
-            if run.on_checkpoint:
-                run.on_checkpoint(done)
+            if main:  # rank 0 writes; the others hold the same state
+                _save(run, net, ema, opt, sched, result, done)
+                if run.on_checkpoint:
+                    run.on_checkpoint(done)
         if out_of_time:
             print(f"[{run.desc}] time budget of {cfg.max_seconds:g} s reached at step {done}",
                   flush=True)
@@ -315,8 +347,21 @@ def _load_newest_good(run) -> tuple[dict, Path] | None:
     return None
 
 
-def _resume(run, net, ema, opt, sched, result) -> int:
-    remove_orphans(run.ckpt_path)  # temp files of a save that was killed
+def _resume_all(run, net, ema, opt, sched, result) -> int:
+    """_resume on one process; under DDP rank 0 first, then the others, checked to agree."""
+    dist = run.dist
+    if dist is None:
+        return _resume(run, net, ema, opt, sched, result)
+    start = _resume(run, net, ema, opt, sched, result) if dist.is_main else 0
+    dist.barrier()
+    if not dist.is_main:
+        start = _resume(run, net, ema, opt, sched, result, tidy=False)
+    return dist.same_on_all(start)
+
+
+def _resume(run, net, ema, opt, sched, result, tidy: bool = True) -> int:
+    if tidy:
+        remove_orphans(run.ckpt_path)  # temp files of a save that was killed
     found = _load_newest_good(run)
     if found is None:
         return 0
