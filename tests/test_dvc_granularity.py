@@ -90,8 +90,11 @@ def _models(family: str) -> list[str]:
 
 
 def _stages_of(family: str) -> set[str]:
+    """The stages of `family` over its models; "<verb>-<family>" names that stage only."""
     from genlab.families import get
 
+    if "-" in family:
+        return {f"{family}@{m}" for m in _models(family.split("-", 1)[1])}
     verb = "pretrain" if get(family).role == "pretrain" else "train"
     return {f"{s}@{m}" for s in (f"{verb}-{family}", f"evaluate-{family}")
             for m in _models(family)}
@@ -99,20 +102,25 @@ def _stages_of(family: str) -> set[str]:
 
 # (file, the families whose stages run it): latent diffusion is built on the diffusion
 # family's U-Net and EDM sampler (tests/test_stage_deps.py BUILDS_ON) and decodes with the vq
-# tokenizer.
-@pytest.mark.parametrize("path,families", [
-    ("src/genlab/models/ae.py", ("autoencoder",)),
-    ("src/genlab/families/autoencoder/config.py", ("autoencoder",)),
-    ("src/genlab/models/unet.py", ("diffusion", "latent")),
-    ("src/genlab/samplers/edm.py", ("diffusion", "latent")),
-    ("src/genlab/models/gpt.py", ("gpt",)),
-    ("src/genlab/models/vqvae.py", ("vq", "latent")),  # latent loads the tokenizer with it
+# tokenizer; the token prior is the gpt family's transformer (models/gpt.py, not its family
+# files) over the vq tokenizer's grids. `then`: stages that rerun because an output of those
+# changes (besides the report).
+@pytest.mark.parametrize("path,families,then", [
+    ("src/genlab/models/ae.py", ("autoencoder",), ()),
+    ("src/genlab/families/autoencoder/config.py", ("autoencoder",), ()),
+    ("src/genlab/models/unet.py", ("diffusion", "latent"), ()),
+    ("src/genlab/samplers/edm.py", ("diffusion", "latent"), ()),
+    ("src/genlab/models/gpt.py", ("gpt", "prior"), ()),  # the token prior is that GPT
+    # latent encodes and decodes with the tokenizer; the prior decodes its samples with it,
+    # and trains on the grids evaluate-vq writes (data/tokens/<t>), so it retrains after
+    ("src/genlab/models/vqvae.py", ("vq", "latent", "evaluate-prior"), ("train-prior",)),
+    ("src/genlab/models/token_prior.py", ("prior",), ()),
 ])
-def test_touching_a_family_file_reruns_that_family_and_the_report(ws, path, families):
+def test_touching_a_family_file_reruns_that_family_and_the_report(ws, path, families, then):
     assert code_changed(ws) == set()
     changed = changed_after_editing(ws, path)
     assert changed == set().union(*(_stages_of(f) for f in families))
-    assert downstream(ws, changed) == {"report"}
+    assert downstream(ws, changed) == {"report"}.union(*(_stages_of(f) for f in then))
 
 
 def test_touching_evaluation_code_reruns_no_training(ws):
