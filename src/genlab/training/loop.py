@@ -211,7 +211,8 @@ def train(
             else:
                 loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
         opt.zero_grad(set_to_none=True)
-        # TODO(accumulate): micro-batches but the last go under no_sync(model, sync=False).
+        # One micro-batch a step, so every backward all-reduces (no_sync(model, False) is the
+        # hook for micro-batches that should not).
         with no_sync(model, sync=True):
             loss.backward()
         # A non-finite loss or gradient skips the step (one host sync a step): optimiser,
