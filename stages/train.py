@@ -80,6 +80,11 @@ def train_model(family, name, params, cfg, rt, device, seed, dist) -> None:
             if cfg.batch_size > examples:
                 raise ConfigError(f"{family.name}.{name}.batch_size: {cfg.batch_size} is "
                                   f"larger than the training data ({examples:,} examples)")
+            parts = cfg.accumulate * (dist.world if dist else 1)
+            if cfg.batch_size % parts:
+                raise ConfigError(f"{family.name}.{name}.accumulate: batch_size "
+                                  f"{cfg.batch_size} does not split into {parts} equal "
+                                  "micro-batches (accumulate x DDP processes)")
 
         if family.data is not None:  # the family's own data (token streams, latents)
             own = family.data(cfg, seed, device)

@@ -333,6 +333,10 @@ class LoopConfig:
     max_bad_steps: int = knob(20, doc="consecutive steps with a non-finite loss or gradient "
                               "(each skipped: optimiser, schedule and EMA untouched) that abort "
                               "the run", check=positive)
+    accumulate: int = knob(1, doc="micro-batches per optimiser step (gradient accumulation): "
+                           "each holds batch_size / accumulate examples (per DDP process), "
+                           "so the update equals one step on the whole batch in less memory",
+                           check=positive)
     ckpt_every: int = knob(500, doc="write a resumable checkpoint every N steps",
                            check=positive)
     log_every: int = knob(50, doc="average the loss over N steps for logs and the CSV",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from genlab.config import LoopConfig
+from genlab.errors import TrainingError
 from genlab.models.ae import MLPAutoencoder
 from genlab.objectives.ae import DenoisingLoss
 from genlab.training.checkpoint import CheckpointError, load_checkpoint, save_atomic
@@ -323,7 +324,7 @@ def test_non_finite_steps_are_skipped_and_leave_the_weights_alone(tmp_path):
 
 
 def test_consecutive_non_finite_steps_abort_and_keep_the_last_checkpoint(tmp_path):
-    from genlab.errors import TrainingError
+
 
     net, batches, run = _setup(tmp_path, "abort")
     cfg = dataclasses.replace(CFG, max_bad_steps=3)
@@ -393,3 +394,28 @@ def test_when_both_checkpoints_are_corrupt_the_error_names_both(tmp_path):
         path.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt.*last\.prev\.pt"):
         train(net, DenoisingLoss((0.1, 0.3)), batches, CFG, run)
+
+
+def _mse(net, x, cond, generator):
+    return ((net(x) - x) ** 2).mean(1)
+
+
+def test_accumulated_micro_batches_give_the_whole_batch_update(tmp_path):
+    # The mean loss of 4 equal micro-batches, each backward scaled by 1/4, has the gradient
+    # of the whole batch's mean loss: the weights after 12 steps agree to float rounding.
+    runs = {}
+    for parts in (1, 4):
+        net, batches, run = _setup(tmp_path, f"acc{parts}")
+        cfg = dataclasses.replace(CFG, accumulate=parts)
+        runs[parts] = train(net, _mse, batches, cfg, run)
+    one, four = (_flat(runs[p].net.state_dict()) for p in (1, 4))
+    assert not torch.equal(one, _flat(_setup(tmp_path)[0].state_dict()))  # it trained
+    torch.testing.assert_close(four, one, rtol=1e-5, atol=1e-6)
+    assert [r["loss"] for r in runs[4].history] == pytest.approx(
+        [r["loss"] for r in runs[1].history], rel=1e-5)
+
+
+def test_a_batch_that_does_not_split_into_the_micro_batches_is_a_clear_error(tmp_path):
+    net, batches, run = _setup(tmp_path)
+    with pytest.raises(TrainingError, match="does not split into 3 equal micro-batches"):
+        train(net, _mse, batches, dataclasses.replace(CFG, accumulate=3), run)

@@ -74,16 +74,24 @@ class GPT(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """GPT-2's init: N(0, 0.02) weights, zero biases, and the residual projections scaled
-        by 1 / sqrt(2 * layers) so the residual stream's variance does not grow with depth."""
+        """GPT-2's init with the linear layers scaled to the width: embeddings N(0, 0.02),
+        linear weights N(0, std) with std = 0.02 * sqrt(768 / dim) (GPT-2's 0.02 at its 768
+        wide), zero biases, and the residual projections scaled by 1 / sqrt(2 * layers) so the
+        residual stream's variance does not grow with depth. A fixed 0.02 at width 64 leaves
+        the query-key scores ~12x narrower than at 768, so attention starts (and stays for
+        hundreds of steps) uniform. The tied head keeps 0.02, so logits start near zero and
+        the loss at init near ln(vocab)."""
+        std = 0.02 * math.sqrt(768 / self.arch.dim)
         for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
+            if isinstance(m, nn.Embedding):
                 nn.init.normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear) and m is not self.head:
+                nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         for block in self.blocks:
             for proj in (block.attn.proj, block.mlp[-1]):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.arch.layers))
+                nn.init.normal_(proj.weight, std=std / math.sqrt(2 * self.arch.layers))
 
     def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         b, t = tokens.shape

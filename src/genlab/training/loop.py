@@ -205,16 +205,8 @@ def train(
             x = x.contiguous(memory_format=torch.channels_last)
         if hasattr(objective, "set_step"):
             objective.set_step(step)
-        with autocast(run.device, run.bf16):
-            if dist:  # DDP's forward runs the objective; backward averages the gradients
-                loss = model(x, cond, dist.generator(run.seed, step, run.device)).mean()
-            else:
-                loss = objective(net, x, cond, step_generator(run.seed, step, run.device)).mean()
         opt.zero_grad(set_to_none=True)
-        # One micro-batch a step, so every backward all-reduces (no_sync(model, False) is the
-        # hook for micro-batches that should not).
-        with no_sync(model, sync=True):
-            loss.backward()
+        loss = _accumulate(net, model, objective, x, cond, cfg.accumulate, run, step)
         # A non-finite loss or gradient skips the step (one host sync a step): optimiser,
         # schedule and EMA stay as they were; max_bad_steps in a row end the run. Under DDP the
         # gradients (so the norm) are the same on every rank; the loss is agreed on too.
@@ -298,6 +290,34 @@ def train(
     result.steps_done = done  # train_seconds: as in the last checkpoint (every run ends on one)
     net.eval()
     return result
+
+
+def _accumulate(net, model, objective, x, cond, parts: int, run: RunSpec,
+                step: int) -> torch.Tensor:
+    """Forward and backward of one step's batch in `parts` equal micro-batches, each loss
+    scaled by 1 / parts so the summed gradients are those of the whole batch's mean loss.
+    Under DDP (model set) only the last micro-batch's backward all-reduces. Returns the
+    batch's mean loss (detached)."""
+    if len(x) % parts:
+        raise TrainingError(f"[{run.desc}] a batch of {len(x)} does not split into "
+                            f"{parts} equal micro-batches (accumulate)")
+    xs = x.chunk(parts)
+    conds = cond.chunk(parts) if cond is not None else [None] * parts
+    dist = run.dist
+    # One generator for the step, its draws shared out over the micro-batches in order.
+    gen = (dist.generator(run.seed, step, run.device) if dist
+           else step_generator(run.seed, step, run.device))
+    total = torch.zeros((), device=run.device)
+    for i, (xi, ci) in enumerate(zip(xs, conds, strict=True)):
+        with autocast(run.device, run.bf16):
+            if dist:  # DDP's forward runs the objective; backward averages the gradients
+                loss = model(xi, ci, gen).mean() / parts
+            else:
+                loss = objective(net, xi, ci, gen).mean() / parts
+        with no_sync(model, sync=i == parts - 1):
+            loss.backward()
+        total += loss.detach().float()
+    return total
 
 
 def _state(net, ema, opt, sched, result, step, run) -> dict:
