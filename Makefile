@@ -6,7 +6,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data-source repro test test-all lint ui bench bench-unet bench-sampling profile-unet check-params clean-tracking sync-tracking
+.PHONY: setup data-source repro test test-all browser screenshot lint ui bench bench-unet bench-sampling profile-unet check-params clean-tracking sync-tracking
 
 setup: $(VENV)/.installed data-source
 
@@ -47,8 +47,21 @@ PYTEST := $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS
 test: setup
 	$(PYTEST)
 
-test-all: setup
+test-all: setup browser
 	$(PYTEST) -m "not gpu"
+
+# Debian's chromium + chromedriver for tests/browser (Selenium drives the system browser).
+browser:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium chromium-driver with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium / chromedriver missing: tests/browser will be skipped"; fi; }
+
+# docs/img/report.png: the generated report (after make repro) in headless chromium.
+screenshot: setup browser
+	$(PY) scripts/screenshot.py reports/index.html docs/img/report.png --width 1200 --height 1000
 
 lint: setup
 	$(VENV)/bin/ruff check src stages tests benchmarks

@@ -1,6 +1,8 @@
 """Stage report: metrics/summary.csv across models and reports/index.html + report.md with the
-metrics tables, grids and loss curves (images embedded: readable offline, one file). Also logs
-params.yaml, all metrics and dvc.lock's output hashes to the pipeline's parent MLflow run."""
+metrics tables, grids, loss curves and params of each model (images embedded: readable
+offline, one file), and each model's headline metric across DVC experiments (`dvc exp show
+--json`). Also logs params.yaml, all metrics and dvc.lock's output hashes to the pipeline's
+parent MLflow run."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from genlab.tracking.report import build_report
+from genlab.tracking.report import build_report, dvc_exp_show
 from stages._common import load_params, main, tracker
 
 SUMMARY = Path("metrics/summary.csv")
@@ -26,11 +28,21 @@ def dvc_lock_hashes(path: Path = Path("dvc.lock")) -> dict[str, str]:
             for o in stage.get("outs", [])}
 
 
+def model_sections(params: dict) -> dict[str, tuple[str, dict]]:
+    """{model: (family, its params.yaml section)} over the family sections (none imported)."""
+    from genlab.families import available
+
+    return {name: (family, raw) for family in available()
+            if isinstance(params.get(family), dict)
+            for name, raw in params[family].items() if isinstance(raw, dict)}
+
+
 def run(argv: list[str]) -> None:
     params = load_params()
     with tracker(params, "report", {}) as tr:
         notes = yaml.safe_load(GPU_NOTES.read_text()) if GPU_NOTES.is_file() else {}
-        table = build_report(Path("metrics"), Path("figures"), SUMMARY, REPORTS, notes)
+        table = build_report(Path("metrics"), Path("figures"), SUMMARY, REPORTS, notes,
+                             model_params=model_sections(params), experiments=dvc_exp_show())
         print(table.to_string(max_cols=12))
         tr.log_artifact(Path("params.yaml"))
         tr.log_artifact(SUMMARY)

@@ -1,7 +1,7 @@
 """A short training run of registry models for the DDP tests, on synthetic data of each model's
-shape. `python -m tests.training.ddp_worker OUT [--shards S] FAMILY.NAME ...` trains in one
-process; under torchrun every rank trains its shard of the same global batches and rank 0
-writes OUT/<family>.<name>.pt (weights, EMA weights, loss history).
+shape. `python -m tests.training.ddp_worker OUT [--shards S] [--accumulate A] FAMILY.NAME ...`
+trains in one process; under torchrun every rank trains its shard of the same global batches
+and rank 0 writes OUT/<family>.<name>.pt (weights, EMA weights, loss history).
 
 --shards S (one process only) is the oracle for random objectives: the objective runs on the
 S shards of each global batch with shard s's generator and the losses are concatenated, which
@@ -67,13 +67,14 @@ def synthetic_batches(cfg, batch_size: int):
         (channels, side, side)
 
 
-def run_case(case: str, out: Path, steps: int, shards: int, dist: Dist | None) -> None:
+def run_case(case: str, out: Path, steps: int, shards: int, dist: Dist | None,
+             accumulate: int = 1) -> None:
     family_name, name = case.split(".")
     family = families.get(family_name)
     raw = yaml.safe_load(TINY.read_text())[family_name][name]
     cfg = load_section(family.config, raw, case, "cpu")
     cfg = dataclasses.replace(cfg, steps=steps, ckpt_every=steps, log_every=1,
-                              warmup_steps=min(cfg.warmup_steps, steps))
+                              warmup_steps=min(cfg.warmup_steps, steps), accumulate=accumulate)
     if family.data is not None:
         own = family.data(cfg, SEED, torch.device("cpu"))
         batches, shape = own.batches, own.shape
@@ -82,7 +83,7 @@ def run_case(case: str, out: Path, steps: int, shards: int, dist: Dist | None) -
     torch.manual_seed(SEED)
     built = family.build(cfg, shape, False)
     objective = ShardedReference(built.objective, shards) if shards > 1 else built.objective
-    tag = f"world{dist.world if dist else 1}-shards{shards}"
+    tag = f"world{dist.world if dist else 1}-shards{shards}-acc{accumulate}"
     result = train(built.net, objective, batches, cfg, RunSpec(
         seed=SEED, device=torch.device("cpu"), ckpt_path=out / "ckpt" / tag / case / "last.pt",
         config_hash="ddp-test", progress=False, dist=dist), param_groups=built.param_groups)
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)  # torch threads per process
+    ap.add_argument("--accumulate", type=int, default=1)  # micro-batches per step
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dist = None
@@ -110,7 +112,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         for case in args.cases:
-            run_case(case, args.out, args.steps, args.shards, dist)
+            run_case(case, args.out, args.steps, args.shards, dist, args.accumulate)
     finally:
         distributed.teardown()
 

@@ -58,11 +58,12 @@ def test_torchrun_command_from_params():
         assert dist is None and device.type == "cpu"  # no torchrun, no process group
 
 
-def _train(out: Path, cases: list[str], steps: int, torchrun: bool, shards: int = 1) -> None:
+def _train(out: Path, cases: list[str], steps: int, torchrun: bool, shards: int = 1,
+           accumulate: int = 1) -> None:
     head = [sys.executable, "-m", "torch.distributed.run", "--standalone",
             "--nproc-per-node", "2"] if torchrun else [sys.executable]
     cmd = [*head, "-m", "tests.training.ddp_worker", str(out), "--steps", str(steps),
-           "--shards", str(shards), *cases]
+           "--shards", str(shards), "--accumulate", str(accumulate), *cases]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -95,6 +96,21 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
         assert [r["loss"] for r in one["history"]] == pytest.approx(
             [r["loss"] for r in rank0["history"]], rel=1e-5)
         assert one["history"][-1]["step"] == 4
+
+
+@pytest.mark.slow
+def test_accumulated_micro_batches_under_ddp_match_one_process(tmp_path):
+    # 2 ranks x 2 micro-batches (no_sync on the first: one all-reduce a step) against one
+    # process taking the whole global batch at once: the same update.
+    _train(tmp_path / "one", ["autoencoder.ae_toy"], 4, torchrun=False)
+    _train(tmp_path / "ddp", ["autoencoder.ae_toy"], 4, torchrun=True, accumulate=2)
+    one, rank0, rank1 = (torch.load(p, weights_only=False) for p in (
+        tmp_path / "one/autoencoder.ae_toy.pt", tmp_path / "ddp/autoencoder.ae_toy.pt",
+        tmp_path / "ddp/autoencoder.ae_toy.rank1.pt"))
+    assert _max_diff(one["model"], rank0["model"]) <= 1e-6
+    assert _max_diff(rank0["model"], rank1["model"]) == 0.0
+    assert [r["loss"] for r in one["history"]] == pytest.approx(
+        [r["loss"] for r in rank0["history"]], rel=1e-5)
 
 
 # Families whose forward updates state from its own batch, so that one process running the
