@@ -280,3 +280,23 @@ def main(fn) -> None:
     except (ConfigError, DataError, CheckpointError, TrainingError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    quick_exit()
+
+
+def quick_exit() -> None:
+    """End a finished stage without the interpreter's module teardown, which costs ~1.3 s
+    with torch, MLflow and pandas loaded (x 75 stages of a repro). Every output is closed
+    by now (Outputs, the tracker's context); atexit handlers still run and stdio is
+    flushed. A normal exit where another thread or a process group is still alive."""
+    import atexit
+    import threading
+
+    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon
+           for t in threading.enumerate()):
+        return
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
