@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # rerun training or invalidate its checkpoints. Each entry says why.
 NOT_OUTPUT_SHAPING = {
     "src/genlab/tracking/mlflow_tracker.py": "logs params, metrics and artifacts to MLflow only",
+    "src/genlab/tracking/mlflow_model.py": "writes the MLflow model the train stage logs only",
+    "src/genlab/inference.py": "loads models/<name>.pt for the CLI and the MLflow model only",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -147,7 +148,26 @@ def train_model(family, name, params, cfg, rt, device, seed, dist) -> None:
             outputs.json(summary_path, summary)
         tr.log_metrics({k: float(v) for k, v in summary.items()})
         tr.tag_outputs([out])
+        if tr.enabled:  # the model as an MLflow model in this run (tracking/mlflow_model.py)
+            log_model(tr, stage, name)
         print(f"{stage}: final loss {summary['final_loss']:.5f}", file=sys.stderr)
+
+
+def log_model(tr, stage: str, name: str) -> None:
+    """Save models/<name>.pt as an MLflow model (checkpoints/<name>/mlflow-model, kept for a
+    replay after a store outage) and log it as the run's `model` artifact. A failure here
+    is a warning: the stage's outputs are published already."""
+    from genlab.tracking.mlflow_model import save
+
+    t0 = time.perf_counter()
+    try:
+        folder = save(name, Path(f"checkpoints/{name}/mlflow-model"))
+    except Exception as e:  # noqa: BLE001 - reported, the trained model stands
+        print(f"{stage}: warning: no MLflow model logged ({type(e).__name__}: {e})",
+              file=sys.stderr)
+        return
+    tr.log_artifact(folder, "model")
+    print(f"{stage}: MLflow model logged ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 architecture saved with them) and reach its family's inference hooks.
 
 A family that can be sampled from has a module `genlab/families/<family>/inference.py` with
-any of these functions (the CLI offers a command where the hook exists; no stage imports
-these modules, so adding one reruns nothing):
+any of these functions (the CLI offers a command where the hook exists; the train stage uses
+them only for the MLflow model it logs, not for a DVC output, so they are no stage's deps and
+adding one reruns nothing):
 
     sample(m: Trained, n, generator, *, label, guidance, steps, temperature)
         -> (n, C, H, W) in [-1, 1] or (n, D) points; an option left None takes the model's
@@ -11,6 +12,10 @@ these modules, so adding one reruns nothing):
     interpolate(m: Trained, rows, steps, generator) -> (rows * steps, C, H, W) in [-1, 1]
     generate_text(m: Trained, prompt, chars, generator, *, temperature, top_k, top_p) -> str
     classes(m: Trained) -> int        labels a class-conditional model takes (0: none)
+    bundle(m: Trained) -> {path: rows | None}   workspace files the hooks read, for the
+        self-contained MLflow model (tracking/mlflow_model.py; rows: keep the first rows)
+    example_input(m: Trained) -> np.ndarray      the forward's input, for a model without a
+        sampler (its MLflow signature)
 """
 
 from __future__ import annotations

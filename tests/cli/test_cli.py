@@ -189,3 +189,38 @@ def test_the_console_script_is_installed_and_has_help():
         out = subprocess.run([str(exe), *args, "--help"], capture_output=True, text=True,
                              timeout=60)
         assert out.returncode == 0 and "usage: genlab" in out.stdout
+
+
+@pytest.mark.parametrize("name", ["edm_fmnist", "ae", "vae_two_moons", "charlm", "recall_rope"])
+def test_the_mlflow_model_of_a_trained_model_loads_alone_and_matches_the_cli(
+        repo, tmp_path, monkeypatch, name):
+    import mlflow
+    import pandas as pd
+
+    from genlab.inference import hook, load_trained
+    from genlab.tracking.mlflow_model import save
+
+    monkeypatch.chdir(repo)
+    folder = save(name, tmp_path / "saved" / name)
+    m = load_trained(name, {}, "cpu")
+    monkeypatch.chdir(tmp_path)  # the folder alone: no workspace, no params.yaml
+    if name == "recall_rope":  # a synthetic-task GPT has no sampler: the network itself
+        model = mlflow.pyfunc.load_model(str(folder))
+        ids = np.arange(32, dtype=np.int64).reshape(2, 16) % 8
+        with torch.no_grad():
+            np.testing.assert_array_equal(model.predict(ids), m.net(torch.as_tensor(ids)).numpy())
+        net = model.unwrap_python_model().model.net
+        mine = m.net.state_dict()
+        assert net.state_dict().keys() == mine.keys()
+        assert all(torch.equal(t, mine[k]) for k, t in net.state_dict().items())
+        return
+    model = mlflow.pyfunc.load_model(str(folder))
+    if name == "charlm":
+        (text,) = model.predict(pd.DataFrame({"prompt": ["The "], "chars": [12], "seed": [5]}))
+        monkeypatch.chdir(repo)
+        assert text == hook(m, "generate_text")(m, "The ", 12, torch.Generator().manual_seed(5))
+        return
+    x = model.predict(pd.DataFrame({"n": [3], "seed": [5]}))
+    monkeypatch.chdir(repo)
+    np.testing.assert_array_equal(x, hook(m, "sample")(m, 3, torch.Generator().manual_seed(5))
+                                  .float().numpy())

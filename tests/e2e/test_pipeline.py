@@ -105,6 +105,41 @@ def test_mlflow_has_one_parent_with_a_child_per_stage(repro):
     assert all(r.info.status == "FINISHED" for r in children.values())
 
 
+def test_each_training_run_logs_a_model_that_loads_back_and_samples(repro, monkeypatch):
+    import mlflow
+    import torch
+
+    ws, _, uri, _ = repro
+    monkeypatch.chdir(ws.parent)  # loading must not need the workspace
+    mlflow.set_tracking_uri(uri)
+    parent = next(r for r in _runs(uri) if "genlab_pipeline" in r.data.tags)
+    runs = {r.info.run_name: r.info.run_id for r in _runs(uri)
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    trained = [s for s in STAGES if s.startswith(("train-", "pretrain-"))]
+    client = MlflowClient(tracking_uri=uri)
+    for stage in trained:  # every training run holds an MLflow model with a signature
+        names = {a.path for a in client.list_artifacts(runs[stage], "model")}
+        assert "model/MLmodel" in names, (stage, names)
+    request = pd.DataFrame({"n": [3], "seed": [7], "class": [4]})
+    edm = mlflow.pyfunc.load_model(f"runs:/{runs['train-diffusion@edm_fmnist']}/model")
+    a, b = edm.predict(request), edm.predict(request)
+    assert a.shape == (3, 1, 28, 28) and np.isfinite(a).all() and np.array_equal(a, b)
+    assert not np.array_equal(a, edm.predict(request.assign(seed=8)))
+    assert edm.metadata.get_input_schema().input_names()[0] == "n"
+    for stage in ("train-latent@ldm_fmnist", "pretrain-autoencoder@ae",
+                  "train-gan@gan_eight_gaussians", "train-prior@prior_fmnist"):
+        x = mlflow.pyfunc.load_model(f"runs:/{runs[stage]}/model").predict(
+            pd.DataFrame({"n": [2]}))
+        assert len(x) == 2 and np.isfinite(x).all(), stage
+    net_inputs = {"pretrain-vq@vqgan_fmnist": np.zeros((2, 1, 28, 28), np.float32),
+                  "train-gpt@recall_rope": np.zeros((2, 16), np.int64)}
+    for stage, x in net_inputs.items():  # no sampler: the network's forward
+        model = mlflow.pyfunc.load_model(f"runs:/{runs[stage]}/model")
+        y = model.predict(x)
+        assert len(y) == 2 and np.isfinite(y).all(), stage
+        assert isinstance(model.unwrap_python_model().model.net, torch.nn.Module), stage
+
+
 def test_second_repro_is_a_noop(repro):
     ws, env, *_ = repro
     out = run(["dvc", "repro"], ws, env).stdout

@@ -281,6 +281,7 @@ class StageTracker:
             self._emit({"kind": "metrics", "rows": rows})
 
     def log_artifact(self, path: Path, subdir: str | None = None) -> None:
+        """A file (under subdir), or a folder's files (under subdir, as an MLflow model's)."""
         if self.enabled and Path(path).exists():
             self._emit({"kind": "artifact", "path": str(Path(path).resolve()), "subdir": subdir})
 
@@ -340,7 +341,9 @@ def send(client, run_id: str, parent_id: str, record: dict) -> None:
             client.log_batch(parent_id if record["parent"] else run_id,
                              tags=[RunTag(k, v) for k, v in items[i:i + 100]])
     elif kind == "artifact":
-        if Path(record["path"]).exists():
+        if Path(record["path"]).is_dir():  # a folder's files go under subdir (an MLflow model)
+            client.log_artifacts(run_id, record["path"], record["subdir"])
+        elif Path(record["path"]).exists():
             client.log_artifact(run_id, record["path"], record["subdir"])
     elif kind == "end":
         client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])

@@ -22,6 +22,12 @@ from genlab.metrics.autoencoder import latent_gaussian_samples
 FIT_EXAMPLES = 10_000  # training examples the latent Gaussian is fitted to
 
 
+def bundle(m: Trained) -> dict:
+    """Files an MLflow model of m needs besides its checkpoint and test examples: the training
+    examples the latent Gaussian is fitted to."""
+    return {PROCESSED / m.cfg.dataset / "train_x.npy": FIT_EXAMPLES}
+
+
 def training_examples(dataset: str) -> torch.Tensor:
     path = PROCESSED / dataset / "train_x.npy"
     if not path.is_file():

@@ -4,6 +4,7 @@ top-p as given or as the model's params say."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from genlab.data.text import SEPARATOR, decode, encode, load_split
@@ -13,11 +14,30 @@ from genlab.inference import Trained, UsageError
 from genlab.samplers.autoregressive import sample_autoregressive
 
 
+def synthetic(m: Trained) -> bool:
+    """Trained on a synthetic task (recall, copy): no text to continue."""
+    return m.cfg.dataset in TASKS
+
+
+def bundle(m: Trained) -> dict:
+    """Files an MLflow model of a character LM needs besides its checkpoint: the vocabulary
+    (vocab.json; train.npy cut to one id, as load_split reads both)."""
+    if synthetic(m):
+        return {}
+    root = TEXT / m.cfg.dataset
+    return {root / "train.npy": 1, root / "vocab.json": None}
+
+
+def example_input(m: Trained) -> np.ndarray:
+    """What the network's forward takes: token ids (B, T)."""
+    return np.zeros((1, m.cfg.context), np.int64)
+
+
 @torch.no_grad()
 def generate_text(m: Trained, prompt: str, chars: int, generator: torch.Generator, *,
                   temperature: float | None = None, top_k: int | None = None,
                   top_p: float | None = None) -> str:
-    if m.cfg.dataset in TASKS:
+    if synthetic(m):
         raise UsageError(f"model {m.name!r} is trained on the synthetic {m.cfg.dataset} task, "
                          "not on text: generate-text needs a character LM")
     root = TEXT / m.cfg.dataset

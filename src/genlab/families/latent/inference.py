@@ -7,13 +7,18 @@ import torch
 
 from genlab.families.diffusion import N_CLASSES, generate
 from genlab.families.diffusion.inference import with_steps
-from genlab.families.latent import load
+from genlab.families.latent import load, tokenizer_path
 from genlab.families.latent.evaluate import _latent_shape
 from genlab.inference import Trained, unsupported
 
 
 def classes(m: Trained) -> int:
     return N_CLASSES if m.cfg.conditional else 0
+
+
+def bundle(m: Trained) -> dict:
+    """Files an MLflow model of m needs besides its checkpoint: the tokenizer it decodes with."""
+    return {tokenizer_path(m.cfg): None}
 
 
 @torch.no_grad()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from genlab.families.prior.evaluate import load, sample_grids
@@ -11,6 +13,11 @@ from genlab.inference import Trained, UsageError
 
 def classes(m: Trained) -> int:
     return m.net.classes
+
+
+def bundle(m: Trained) -> dict:
+    """Files an MLflow model of m needs besides its checkpoint: the tokenizer it decodes with."""
+    return {Path(f"models/{m.cfg.tokenizer}.pt"): None}
 
 
 @torch.no_grad()
