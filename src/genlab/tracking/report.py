@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from genlab.config import flatten
+
 # Columns shown first in the overview table, when a model has them.
 KEY_COLUMNS = ["test_accuracy", "recon_mse", "recon_psnr", "recon_fd", "sample_fd",
                "fd_floor_train_vs_test", "fd_noise_ceiling", "sample_precision", "sample_recall",
@@ -124,14 +126,9 @@ def experiment_runs(show: list) -> list[tuple[str, dict]]:
     return runs
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out |= _flat(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
-    return out
+def _flat(d: dict) -> dict:
+    """config.flatten with list values as JSON text (one table cell each)."""
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(d).items()}
 
 
 def experiments_tables(show: list) -> tuple[pd.DataFrame, pd.DataFrame]:
