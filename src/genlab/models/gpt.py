@@ -1,7 +1,8 @@
 """A decoder-only transformer language model (GPT; Radford et al. 2018, 2019): token embedding,
 pre-norm blocks of causal self-attention and an MLP, a final LayerNorm and a linear head tied
 to the token embedding (Press & Wolf 2017). Positions: learned absolute embeddings (GPT) or
-rotary (RoPE; Su et al. 2021) applied to queries and keys.
+rotary (RoPE; Su et al. 2021) applied to queries and keys. Optionally each attention input is
+mixed with the previous position's (token shift, genlab.nn.causal_attention).
 
 Convention: tokens are int64 ids (B, T); logits (B, T, V) float. Conditioning on a class (or
 any prefix) is done by the caller putting its tokens first in the sequence (as in VQGAN's
@@ -36,6 +37,7 @@ class GPTArch:
     dropout: float = 0.0  # on attention weights and residual branches, training only
     positions: str = "rope"  # learned: absolute table added to the input; rope: rotary q, k
     rope_base: float = 10000.0  # RoPE's base wavelength (Eq. 15's 10000)
+    token_shift: bool = False  # mix each attention input with the previous position's
 
     def __post_init__(self):
         assert self.positions in POSITIONS, f"positions must be one of {POSITIONS}"
@@ -48,7 +50,8 @@ class Block(nn.Module):
     def __init__(self, arch: GPTArch):
         super().__init__()
         self.ln1 = nn.LayerNorm(arch.dim)
-        self.attn = CausalSelfAttention(arch.dim, arch.heads, dropout=arch.dropout)
+        self.attn = CausalSelfAttention(arch.dim, arch.heads, dropout=arch.dropout,
+                                        token_shift=arch.token_shift)
         self.ln2 = nn.LayerNorm(arch.dim)
         self.mlp = mlp(arch.dim, arch.mlp_ratio * arch.dim, 1, arch.dim)
         self.drop = nn.Dropout(arch.dropout)

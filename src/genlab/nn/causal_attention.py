@@ -1,6 +1,15 @@
 """Causal multi-head self-attention for decoder-only transformers (Vaswani et al. 2017, Eq. 1;
 GPT, Radford et al. 2018): genlab.nn.attention.SelfAttention's weights and head split, plus
-rotary positions (Su et al. 2021) and a key/value cache for incremental decoding.
+rotary positions (Su et al. 2021), an optional token shift of the input, and a key/value cache
+for incremental decoding.
+
+Token shift (RWKV's, Peng et al. 2023; a one-step form of Olsson et al. 2022's smeared keys and
+of the short convolutions of H3 / Based): the attention's input at position t is mixed
+channel-wise with the input at t - 1, x'_t = x_t + mu * (x_{t-1} - x_t), mu (D,) learned. A key
+then carries its own token and the one before it, so "find the earlier k and read what followed
+it" (an induction head, the mechanism of copy and associative recall) needs one attention
+layer instead of two that must co-adapt; trained from scratch the plain two-layer form sits on
+a long plateau first (docs/results.md, section 1). Long-range retrieval is still attention's.
 
 It subclasses SelfAttention (same qkv / proj layout, same checks) rather than duplicating it;
 only forward differs, because the shared forward has no place to rotate q and k between the
@@ -10,6 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab.nn.attention import SelfAttention
 from genlab.nn.rotary import apply_rope
@@ -22,6 +32,7 @@ class KVCache:
     def __init__(self, layers: int):
         self.k: list[torch.Tensor | None] = [None] * layers
         self.v: list[torch.Tensor | None] = [None] * layers
+        self.last: list[torch.Tensor | None] = [None] * layers  # token shift: input at t - 1
 
     @property
     def length(self) -> int:
@@ -47,14 +58,31 @@ class CausalSelfAttention(SelfAttention):
     absolute positions added to the input); cache + layer: decode against earlier positions."""
 
     def __init__(self,
-                 dim: int,               # model width D
-                 heads: int = 1,         # attention heads; must divide dim
-                 dropout: float = 0.0):  # dropout on attention weights, training only
+                 dim: int,                    # model width D
+                 heads: int = 1,              # attention heads; must divide dim
+                 dropout: float = 0.0,        # dropout on attention weights, training only
+                 token_shift: bool = False):  # mix each input with the one before it
         super().__init__(dim, heads, causal=True, dropout=dropout)
+        # mu starts as a ramp over the channels (RWKV's init): from all "this token" to all
+        # "the previous token", so q, k and v see both from the first step.
+        self.shift_mix = nn.Parameter(torch.linspace(0.0, 1.0, dim)) if token_shift else None
+
+    def shift(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+        """x (B, T, D) -> x + mu * (x shifted one position later - x); position 0 of a fresh
+        sequence mixes with zeros, a cached decode with the last input it saw."""
+        before = cache.last[layer] if cache is not None else None
+        if before is None:
+            before = x.new_zeros(x.shape[0], 1, x.shape[2])  # (B, 1, D)
+        if cache is not None:
+            cache.last[layer] = x[:, -1:]
+        prev = torch.cat([before, x[:, :-1]], dim=1)  # (B, T, D): x_{t-1}
+        return x + self.shift_mix * (prev - x)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None,
                 cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         b, t, d = x.shape
+        if self.shift_mix is not None:
+            x = self.shift(x, cache, layer)
         qkv = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hs)
         if rope is not None:

@@ -41,7 +41,8 @@ def build(cfg: GPTConfig, shape: tuple[int, ...], nhwc: bool = False) -> Built:
     m = cfg.model
     arch = GPTArch(vocab=vocab_size(cfg), max_len=m.max_len or cfg.context, dim=m.dim,
                    layers=m.layers, heads=m.heads, mlp_ratio=m.mlp_ratio, dropout=m.dropout,
-                   positions=m.positions, rope_base=m.rope_base)
+                   positions=m.positions, rope_base=m.rope_base,
+                   token_shift=m.token_shift)
     net = GPT(**gpt_kwargs(arch))
     return Built(net=net, objective=NextTokenLoss(), arch={"kwargs": gpt_kwargs(arch)},
                  param_groups=decay_groups(net, cfg.weight_decay))
@@ -49,7 +50,8 @@ def build(cfg: GPTConfig, shape: tuple[int, ...], nhwc: bool = False) -> Built:
 
 def data(cfg: GPTConfig, seed: int, device: torch.device) -> TrainData:
     """Training batches (x (B, T + 1) int64, answer mask (B, T) or None) that depend only on
-    (seed, step): random windows of the training text, or freshly generated task sequences."""
+    (seed, step): random windows of the training text, or freshly generated task sequences.
+    T is the context, or a curriculum phase's shorter one early on."""
     def generator(step: int) -> torch.Generator:
         return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
@@ -57,7 +59,8 @@ def data(cfg: GPTConfig, seed: int, device: torch.device) -> TrainData:
         task = recall_task(cfg)
 
         def batches(step):
-            x, mask, _ = recall_batch(task, cfg.batch_size, cfg.context, generator(step))
+            x, mask, _ = recall_batch(task, cfg.batch_size, cfg.context_at(step),
+                                      generator(step))
             return x.to(device), mask.to(device)
 
         return TrainData(batches, (cfg.context + 1,), cfg.steps * cfg.batch_size)
@@ -65,7 +68,8 @@ def data(cfg: GPTConfig, seed: int, device: torch.device) -> TrainData:
     ids = torch.as_tensor(load_split(TEXT / cfg.dataset, "train")[0])
 
     def text_batches(step):
-        x = random_windows(ids, cfg.context + 1, cfg.batch_size, generator(step))  # (B, T + 1)
+        x = random_windows(ids, cfg.context_at(step) + 1, cfg.batch_size,
+                           generator(step))  # (B, T + 1)
         return x.to(device), None
 
     return TrainData(text_batches, (cfg.context + 1,), len(ids) - cfg.context)

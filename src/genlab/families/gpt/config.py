@@ -22,6 +22,9 @@ class GPTModelConfig:
     positions: str = knob("rope", doc="learned: absolute position table (GPT); rope: rotary "
                           "queries and keys (Su et al. 2021)", check=one_of("learned", "rope"))
     rope_base: float = knob(10000.0, doc="RoPE base wavelength", check=positive)
+    token_shift: bool = knob(False, doc="mix each attention input with the previous "
+                             "position's (RWKV's token shift): one-layer induction heads, "
+                             "so copy / recall train in far fewer steps")
     max_len: int = knob(0, doc="learned position table size (0: the context); larger lets "
                         "the model run on longer sequences with untrained positions",
                         check=non_negative)
@@ -43,12 +46,21 @@ class RecallTaskConfig:
     noise: int = knob(16, doc="filler symbols between evidence and queries", check=positive)
 
 
+@dataclass(frozen=True)
+class ContextPhase:
+    context: int = knob(doc="sequence length T of this phase", check=at_least(8))
+    steps: int = knob(doc="optimiser steps of this phase", check=positive)
+
+
 @dataclass(frozen=True, kw_only=True)  # dataset is required: the stages depend on it
 class GPTConfig(LoopConfig):
     dataset: str = knob(doc=f"a text corpus {list(TEXT_SETS)} (character LM) or a synthetic "
                         f"task {list(TASKS)}", check=one_of(*TEXT_SETS, *TASKS))
     context: int = knob(256, doc="training sequence length T (tokens per example)",
                         check=at_least(8))
+    curriculum: tuple[ContextPhase, ...] = knob(
+        factory=tuple, doc="sequence-length warm-up: phases [{context, steps}, ...] of "
+        "shorter sequences trained first, in order; the remaining steps use `context`")
     model: GPTModelConfig = knob(factory=GPTModelConfig, doc="architecture")
     task: RecallTaskConfig = knob(factory=RecallTaskConfig, doc="copy / mqar: the task")
     # evaluation: text
@@ -75,6 +87,31 @@ class GPTConfig(LoopConfig):
         if self.dataset in TASKS and self.dataset == "mqar" and self.task.items > self.task.keys:
             raise ValueError(f"task.items ({self.task.items}) must be <= task.keys "
                              f"({self.task.keys}) for mqar")
+        for i, phase in enumerate(self.curriculum):
+            if phase.context > self.context:
+                raise ValueError(f"curriculum[{i}].context ({phase.context}) must be <= "
+                                 f"context ({self.context})")
+            if self.dataset in TASKS and phase.context < self.min_length:
+                raise ValueError(f"curriculum[{i}].context ({phase.context}) is too short for "
+                                 f"{self.dataset} with {self.task.items} items (needs >= "
+                                 f"{self.min_length})")
+        if sum(p.steps for p in self.curriculum) >= self.steps:
+            raise ValueError(f"curriculum steps ({sum(p.steps for p in self.curriculum)}) "
+                             f"must leave some of steps ({self.steps}) for the full context")
         if self.model.max_len and self.model.max_len < self.context:
             raise ValueError(f"model.max_len ({self.model.max_len}) must be >= context "
                              f"({self.context})")
+
+    @property
+    def min_length(self) -> int:
+        """Shortest recall sequence that holds the evidence and the queries."""
+        t = self.task
+        return 2 * t.items if self.dataset == "copy" else 4 * t.items - 1
+
+    def context_at(self, step: int) -> int:
+        """Training sequence length at optimiser step `step` (0-based)."""
+        for phase in self.curriculum:
+            if step < phase.steps:
+                return phase.context
+            step -= phase.steps
+        return self.context
