@@ -268,21 +268,27 @@ def test_config_errors_name_the_key():
         load(GPTConfig, section(curriculum=[{"context": 16}]), "gpt.m")
 
 
-def test_a_tiny_fixed_seed_recall_run_learns(tmp_path):
-    """The family's own data hook and build through the generic loop: in 120 steps the loss on
-    the answers falls from above ln 8 (a uniform guess among the 8 values) to well below it
-    (the model has learned that the answer is a value seen in the sequence; matching the key,
-    down to 0, takes longer)."""
+def tiny_run(cfg: GPTConfig, ckpt) -> list[float]:
+    """The family's own data hook and build through the generic loop: logged losses."""
     family = families.get("gpt")
-    cfg = load(GPTConfig, section(), "gpt.tiny")
     data = family.data(cfg, 0, torch.device("cpu"))
-    assert torch.equal(data.batches(5)[0], family.data(cfg, 0, torch.device("cpu")).batches(5)[0])
     torch.manual_seed(0)
     built = family.build(cfg, data.shape, False)
     result = train(built.net, built.objective, data.batches, cfg,
-                   RunSpec(seed=0, device=torch.device("cpu"), ckpt_path=tmp_path / "last.pt",
+                   RunSpec(seed=0, device=torch.device("cpu"), ckpt_path=ckpt,
                            config_hash="t", progress=False), param_groups=built.param_groups)
-    losses = [row["loss"] for row in result.history]
+    return [row["loss"] for row in result.history]
+
+
+def test_a_tiny_fixed_seed_recall_run_learns(tmp_path):
+    """In 120 steps the loss on the answers falls from above ln 8 (a uniform guess among the 8
+    values) to well below it (the model has learned that the answer is a value seen in the
+    sequence; matching the key, down to 0, takes longer)."""
+    cfg = load(GPTConfig, section(), "gpt.tiny")
+    data = families.get("gpt").data(cfg, 0, torch.device("cpu"))
+    assert torch.equal(data.batches(5)[0],
+                       families.get("gpt").data(cfg, 0, torch.device("cpu")).batches(5)[0])
+    losses = tiny_run(cfg, tmp_path / "last.pt")
     assert losses[0] > math.log(8) and losses[-1] < 0.8 * math.log(8), losses
     assert losses[-1] < losses[0] - 0.8, losses
 
@@ -291,14 +297,7 @@ def test_token_shift_lets_a_tiny_recall_run_match_the_keys(tmp_path):
     """With token shift the same tiny MQAR run gets past the plateau at ln 2 (knowing the
     answer is one of the 2 values seen, not which): in 400 steps the loss on the answers is
     below 0.15 nats (the plain two-layer model measured 0.36 here, still on its way down)."""
-    family = families.get("gpt")
     cfg = load(GPTConfig, section(steps=400, model={"dim": 32, "layers": 2, "heads": 2,
                                                     "token_shift": True}), "gpt.tiny")
-    data = family.data(cfg, 0, torch.device("cpu"))
-    torch.manual_seed(0)
-    built = family.build(cfg, data.shape, False)
-    result = train(built.net, built.objective, data.batches, cfg,
-                   RunSpec(seed=0, device=torch.device("cpu"), ckpt_path=tmp_path / "last.pt",
-                           config_hash="t", progress=False), param_groups=built.param_groups)
-    losses = [row["loss"] for row in result.history]
+    losses = tiny_run(cfg, tmp_path / "last.pt")
     assert losses[-1] < 0.15 < math.log(2), losses
