@@ -17,13 +17,14 @@ from genlab.config import ConfigError, load
 from genlab.data.recall import RecallTask, recall_batch
 from genlab.families.gpt.config import GPTConfig
 from genlab.models.gpt import GPT, decay_groups
+from genlab.nn.alibi import alibi_bias, alibi_slopes
 from genlab.nn.causal_attention import CausalSelfAttention, KVCache
 from genlab.nn.rotary import apply_rope, rope_angles
 from genlab.objectives.gpt import NextTokenLoss
 from genlab.samplers.autoregressive import sample_autoregressive, truncate_logits
 from genlab.training.loop import RunSpec, optimizer_groups, train
 
-POSITIONS = ("learned", "rope", "rope+shift")  # the last: RoPE with token shift
+POSITIONS = ("learned", "rope", "alibi", "rope+shift")  # the last: RoPE with token shift
 
 
 def tiny_gpt(positions: str, vocab: int = 17, max_len: int = 48, dropout: float = 0.0) -> GPT:
@@ -102,6 +103,7 @@ def test_learned_positions_refuse_sequences_longer_than_the_table():
     with pytest.raises(ValueError, match="max_len=16"):
         net(torch.zeros(1, 17, dtype=torch.long))
     tiny_gpt("rope", max_len=16)(torch.zeros(1, 40, dtype=torch.long))  # RoPE: no table
+    tiny_gpt("alibi", max_len=16)(torch.zeros(1, 40, dtype=torch.long))  # nor ALiBi
 
 
 def test_masked_loss_averages_only_the_masked_positions():
@@ -136,6 +138,41 @@ def test_rope_scores_depend_only_on_relative_position():
     r = apply_rope(x, rope_angles(torch.arange(5), 8))
     torch.testing.assert_close(r.unflatten(-1, (4, 2)).norm(dim=-1),
                                x.unflatten(-1, (4, 2)).norm(dim=-1))
+
+
+def test_alibi_slopes_follow_the_paper():
+    """8 heads: 1/2, 1/4, ..., 1/256 (Press et al. 2022, Sec. 3); 6 heads: the 4-head sequence
+    then every other slope of the 8-head one."""
+    torch.testing.assert_close(alibi_slopes(8), 2.0 ** -torch.arange(1.0, 9.0))
+    four, eight = alibi_slopes(4), alibi_slopes(8)
+    torch.testing.assert_close(alibi_slopes(6), torch.cat([four, eight[0::2][:2]]))
+    assert torch.equal(alibi_slopes(1), torch.tensor([2.0 ** -8]))
+
+
+def test_alibi_bias_depends_only_on_relative_position():
+    """bias[h, i, j] = -m_h (i - j) for j <= i and -inf beyond; a window decoded after `start`
+    cached positions sees the same biases as the same offsets at the start."""
+    slopes = alibi_slopes(4)
+    full = alibi_bias(slopes, 0, 9)  # (4, 9, 9)
+    i, j = torch.meshgrid(torch.arange(9), torch.arange(9), indexing="ij")
+    expected = (-slopes[:, None, None] * (i - j)).masked_fill(j > i, float("-inf"))
+    assert torch.equal(full, expected)
+    late = alibi_bias(slopes, 5, 4)  # queries 5..8 over keys 0..8
+    assert torch.equal(late, full[:, 5:])
+    for s in (0, 3, 100):  # translation: (i + s, j + s) has the bias of (i, j)
+        shifted = alibi_bias(slopes, s, 6)[:, :, s:]
+        assert torch.equal(shifted, full[:, :6, :6])
+
+
+def test_attention_with_an_alibi_bias_matches_an_explicit_softmax():
+    torch.manual_seed(12)
+    attn = CausalSelfAttention(dim=12, heads=3).double()
+    x = torch.randn(2, 6, 12, dtype=torch.float64)
+    bias = alibi_bias(alibi_slopes(3), 0, 6).double()
+    q, k, v = attn.qkv(x).reshape(2, 6, 3, 3, 4).permute(2, 0, 3, 1, 4)
+    scores = q @ k.transpose(-1, -2) / 2.0 + bias  # sqrt(head size 4); -inf above the diagonal
+    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 6, 12)
+    torch.testing.assert_close(attn(x, bias=bias), attn.proj(out))
 
 
 def test_causal_attention_matches_an_explicit_masked_softmax():

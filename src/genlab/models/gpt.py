@@ -1,7 +1,8 @@
 """A decoder-only transformer language model (GPT; Radford et al. 2018, 2019): token embedding,
 pre-norm blocks of causal self-attention and an MLP, a final LayerNorm and a linear head tied
 to the token embedding (Press & Wolf 2017). Positions: learned absolute embeddings (GPT) or
-rotary (RoPE; Su et al. 2021) applied to queries and keys. Optionally each attention input is
+rotary (RoPE; Su et al. 2021) applied to queries and keys, or linear attention biases (ALiBi;
+Press et al. 2022) added to the scores. Optionally each attention input is
 mixed with the previous position's (token shift, genlab.nn.causal_attention).
 
 Convention: tokens are int64 ids (B, T); logits (B, T, V) float. Conditioning on a class (or
@@ -17,11 +18,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from genlab.nn.alibi import alibi_bias, alibi_slopes
 from genlab.nn.causal_attention import CausalSelfAttention, KVCache
 from genlab.nn.mlp import mlp
 from genlab.nn.rotary import rope_angles
 
-POSITIONS = ("learned", "rope")
+POSITIONS = ("learned", "rope", "alibi")
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,14 @@ class GPTArch:
     """Everything that fixes the network's shape (saved with its weights as arch kwargs)."""
 
     vocab: int  # token ids 0 .. vocab - 1 (text characters, task symbols, grid codes)
-    max_len: int  # longest sequence: size of the learned position table; RoPE is unbounded
+    max_len: int  # longest sequence: size of the learned position table; RoPE, ALiBi unbounded
     dim: int = 128  # model width D
     layers: int = 4  # transformer blocks
     heads: int = 4  # attention heads; must divide dim
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * D
     dropout: float = 0.0  # on attention weights and residual branches, training only
-    positions: str = "rope"  # learned: absolute table added to the input; rope: rotary q, k
+    positions: str = "rope"  # learned: table added to the input; rope: rotary q, k; alibi:
+    #                          distance penalties on the scores
     rope_base: float = 10000.0  # RoPE's base wavelength (Eq. 15's 10000)
     token_shift: bool = False  # mix each attention input with the previous position's
 
@@ -56,8 +59,8 @@ class Block(nn.Module):
         self.mlp = mlp(arch.dim, arch.mlp_ratio * arch.dim, 1, arch.dim)
         self.drop = nn.Dropout(arch.dropout)
 
-    def forward(self, x, rope=None, cache=None, layer=0):  # x (B, T, D)
-        x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer))
+    def forward(self, x, rope=None, cache=None, layer=0, bias=None):  # x (B, T, D)
+        x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer, bias))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -69,6 +72,8 @@ class GPT(nn.Module):
         self.arch = arch = GPTArch(**kwargs)
         self.tok = nn.Embedding(arch.vocab, arch.dim)
         self.pos = nn.Embedding(arch.max_len, arch.dim) if arch.positions == "learned" else None
+        if arch.positions == "alibi":  # derived from the head count: not saved with the weights
+            self.register_buffer("slopes", alibi_slopes(arch.heads), persistent=False)
         self.drop = nn.Dropout(arch.dropout)
         self.blocks = nn.ModuleList(Block(arch) for _ in range(arch.layers))
         self.ln_f = nn.LayerNorm(arch.dim)
@@ -104,14 +109,16 @@ class GPT(nn.Module):
                              f"position table (max_len={self.arch.max_len})")
         positions = torch.arange(start, start + t, device=tokens.device)  # (T,)
         x = self.tok(tokens)  # (B, T, D)
-        rope = None
+        rope = bias = None
         if self.pos is not None:
             x = x + self.pos(positions)  # (T, D) broadcast over B
+        elif self.arch.positions == "alibi":
+            bias = alibi_bias(self.slopes, start, t)  # (nh, T, start + T)
         else:
             rope = rope_angles(positions, self.arch.dim // self.arch.heads, self.arch.rope_base)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, cache, i)  # (B, T, D)
+            x = block(x, rope, cache, i, bias)  # (B, T, D)
         return self.head(self.ln_f(x))  # (B, T, V)
 
     def new_cache(self) -> KVCache:

@@ -55,7 +55,9 @@ class CausalSelfAttention(SelfAttention):
     """x (B, T, D) -> proj(MHA(x)) (B, T, D), position t attending to positions <= t.
 
     rope: (T, hs/2) rotation angles of these T positions (None: no rotation, e.g. learned
-    absolute positions added to the input); cache + layer: decode against earlier positions."""
+    absolute positions added to the input); cache + layer: decode against earlier positions;
+    bias: an additive score mask (nh, T, past + T) that already holds the causal -inf (ALiBi),
+    used instead of the built-in triangle."""
 
     def __init__(self,
                  dim: int,                    # model width D
@@ -79,7 +81,8 @@ class CausalSelfAttention(SelfAttention):
         return x + self.shift_mix * (prev - x)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None,
-                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+                cache: KVCache | None = None, layer: int = 0,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         b, t, d = x.shape
         if self.shift_mix is not None:
             x = self.shift(x, cache, layer)
@@ -92,7 +95,10 @@ class CausalSelfAttention(SelfAttention):
             past = cache.held(layer)
             k, v = cache.extend(layer, k, v)  # (B, nh, past + T, hs)
         p = self.dropout if self.training else 0.0
-        if past == 0:  # queries and keys are the same positions: the usual triangle
+        if bias is not None:  # an additive mask that is causal itself (ALiBi): (nh, T, past + T)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                                 dropout_p=p)
+        elif past == 0:  # queries and keys are the same positions: the usual triangle
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         elif t == 1:  # one new position sees every cached one: no mask
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)

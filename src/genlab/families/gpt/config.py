@@ -20,7 +20,9 @@ class GPTModelConfig:
     dropout: float = knob(0.0, doc="dropout on attention weights and residual branches",
                           check=between(0.0, 0.9))
     positions: str = knob("rope", doc="learned: absolute position table (GPT); rope: rotary "
-                          "queries and keys (Su et al. 2021)", check=one_of("learned", "rope"))
+                          "queries and keys (Su et al. 2021); alibi: linear distance penalties "
+                          "on the attention scores (Press et al. 2022)",
+                          check=one_of("learned", "rope", "alibi"))
     rope_base: float = knob(10000.0, doc="RoPE base wavelength", check=positive)
     token_shift: bool = knob(False, doc="mix each attention input with the previous "
                              "position's (RWKV's token shift): one-layer induction heads, "

@@ -33,9 +33,10 @@ class PriorNetConfig:
     mlp_ratio: int = knob(4, doc="MLP hidden width / D", check=positive)
     dropout: float = knob(0.0, doc="dropout on attention weights and residual branches",
                           check=between(0.0, 0.9))
-    positions: str = knob("learned", check=one_of("learned", "rope"),
+    positions: str = knob("learned", check=one_of("learned", "rope", "alibi"),
                           doc="learned: one embedding per grid position (the grid is fixed); "
-                          "rope: rotary queries and keys (Su et al. 2021)")
+                          "rope: rotary queries and keys (Su et al. 2021); alibi: linear "
+                          "distance penalties on the scores (Press et al. 2022)")
 
     def __post_init__(self):
         if self.dim % self.heads:
