@@ -48,6 +48,11 @@ class RecallTask:
     def query_len(self) -> int:
         return self.items + 1 if self.kind == "copy" else 2 * self.items
 
+    @property
+    def min_length(self) -> int:
+        """Shortest sequence length (inputs) that holds the evidence and the queries."""
+        return self.evidence_len + self.query_len - 1
+
 
 def recall_batch(task: RecallTask, batch: int, length: int, generator: torch.Generator,
                  start: int | None = None):
@@ -56,10 +61,10 @@ def recall_batch(task: RecallTask, batch: int, length: int, generator: torch.Gen
     x[:, :-1] are the inputs and x[:, 1:] the targets; mask marks the scored targets (the
     answers) and distance their distance to the evidence (-1 elsewhere). start: position of
     the evidence block (None: uniform over every position that leaves room for the queries)."""
+    if length < task.min_length:
+        raise ValueError(f"length {length} is too short for {task.kind} with {task.items} items")
     n = length + 1
     last_start = n - task.query_len - task.evidence_len
-    if last_start < 0:
-        raise ValueError(f"length {length} is too short for {task.kind} with {task.items} items")
     g = generator
     x = torch.randint(0, task.noise, (batch, n), generator=g)  # noise everywhere first
     s = (torch.randint(0, last_start + 1, (batch,), generator=g) if start is None

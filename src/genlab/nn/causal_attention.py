@@ -9,7 +9,7 @@ channel-wise with the input at t - 1, x'_t = x_t + mu * (x_{t-1} - x_t), mu (D,)
 then carries its own token and the one before it, so "find the earlier k and read what followed
 it" (an induction head, the mechanism of copy and associative recall) needs one attention
 layer instead of two that must co-adapt; trained from scratch the plain two-layer form sits on
-a long plateau first (docs/results.md, section 1). Long-range retrieval is still attention's.
+a long plateau first (docs/results.md, section 1d). Long-range retrieval is still attention's.
 
 It subclasses SelfAttention (same qkv / proj layout, same checks) rather than duplicating it;
 only forward differs, because the shared forward has no place to rotate q and k between the

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genlab.config import LoopConfig, at_least, between, items, knob, non_negative, one_of, positive
+from genlab.data.recall import RecallTask
 
 TEXT_SETS = ("fortunes",)  # character corpora written by the text stage (data/text/<name>)
 TASKS = ("copy", "mqar")  # synthetic recall tasks generated from the seed (genlab.data.recall)
@@ -108,7 +109,8 @@ class GPTConfig(LoopConfig):
     def min_length(self) -> int:
         """Shortest recall sequence that holds the evidence and the queries."""
         t = self.task
-        return 2 * t.items if self.dataset == "copy" else 4 * t.items - 1
+        return RecallTask(self.dataset, items=t.items, keys=t.keys, values=t.values,
+                          noise=t.noise).min_length
 
     def context_at(self, step: int) -> int:
         """Training sequence length at optimiser step `step` (0-based)."""
